@@ -1,0 +1,37 @@
+# cmake --install: headers, the library, and a CMake package so that
+#   find_package(knhk CONFIG REQUIRED)
+#   target_link_libraries(app PRIVATE knhk::concurrency)
+# works from an outside project.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(KNHK_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/knhk)
+
+install(TARGETS knhk_concurrency
+  EXPORT knhkTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.hpp")
+
+install(EXPORT knhkTargets
+  NAMESPACE knhk::
+  DESTINATION ${KNHK_INSTALL_CMAKEDIR})
+
+configure_package_config_file(
+  ${PROJECT_SOURCE_DIR}/cmake/knhkConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/knhkConfig.cmake
+  INSTALL_DESTINATION ${KNHK_INSTALL_CMAKEDIR})
+
+write_basic_package_version_file(
+  ${PROJECT_BINARY_DIR}/knhkConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+
+install(FILES
+  ${PROJECT_BINARY_DIR}/knhkConfig.cmake
+  ${PROJECT_BINARY_DIR}/knhkConfigVersion.cmake
+  DESTINATION ${KNHK_INSTALL_CMAKEDIR})

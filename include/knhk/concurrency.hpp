@@ -1,0 +1,7 @@
+// knhk concurrency: the umbrella header. Including it gives the whole public API.
+#pragma once
+
+#include "knhk/concurrency/cancel_token.hpp"  // IWYU pragma: export
+#include "knhk/concurrency/errors.hpp"        // IWYU pragma: export
+#include "knhk/concurrency/sync_wait.hpp"     // IWYU pragma: export
+#include "knhk/concurrency/task.hpp"          // IWYU pragma: export

@@ -1,0 +1,200 @@
+// CancelToken under concurrency: cancel() racing with child creation, registration,
+// deregistration, child drops and other cancels. Many rounds, meant to be run under TSan.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/sync_wait.hpp"
+#include "knhk/concurrency/task.hpp"
+
+namespace kc = knhk::concurrency;
+
+namespace {
+#if defined(KNHK_SANITIZED)
+constexpr int kRounds = 60;
+#else
+constexpr int kRounds = 300;
+#endif
+}  // namespace
+
+TEST(CancelTokenStress, CancelRacingWithChildCreationMissesNoChild) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    std::vector<kc::CancelToken> before_or_after[2];
+    std::barrier start(3);
+    auto creator = [&](std::vector<kc::CancelToken>& out) {
+      start.arrive_and_wait();
+      for (int i = 0; i < 200; ++i) {
+        out.push_back(root.child_token());
+        out.push_back(out.back().child_token());
+      }
+    };
+    std::thread first(creator, std::ref(before_or_after[0]));
+    std::thread second(creator, std::ref(before_or_after[1]));
+    start.arrive_and_wait();
+    root.cancel();
+    first.join();
+    second.join();
+    for (const auto& tokens : before_or_after) {
+      for (const kc::CancelToken& token : tokens) {
+        ASSERT_TRUE(token.is_cancelled()) << "round " << round;
+      }
+    }
+  }
+}
+
+TEST(CancelTokenStress, CancelRacingWithRegistrationRunsEachCallbackExactlyOnceOrNever) {
+  constexpr std::size_t kPerThread = 200;
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    const kc::CancelToken child = root.child_token();
+    std::vector<std::atomic<int>> kept_calls(2 * kPerThread);
+    std::vector<std::atomic<int>> dropped_calls(2 * kPerThread);
+    std::vector<kc::CancelRegistration> kept[2];
+    std::barrier start(3);
+    auto registrar = [&](std::size_t id) {
+      start.arrive_and_wait();
+      for (std::size_t i = 0; i < kPerThread; ++i) {
+        const std::size_t slot = id * kPerThread + i;
+        const kc::CancelToken& target = (i % 2 == 0) ? root : child;
+        kept[id].push_back(target.on_cancel([&kept_calls, slot] { kept_calls[slot].fetch_add(1); }));
+        auto dropped = target.on_cancel([&dropped_calls, slot] { dropped_calls[slot].fetch_add(1); });
+        dropped.reset();  // before or after the cancel: it runs at most once
+      }
+    };
+    std::thread first(registrar, std::size_t{0});
+    std::thread second(registrar, std::size_t{1});
+    start.arrive_and_wait();
+    root.cancel();
+    first.join();
+    second.join();
+    for (std::size_t slot = 0; slot < 2 * kPerThread; ++slot) {
+      ASSERT_EQ(kept_calls[slot].load(), 1) << "round " << round << " slot " << slot;
+      ASSERT_LE(dropped_calls[slot].load(), 1) << "round " << round << " slot " << slot;
+    }
+  }
+}
+
+TEST(CancelTokenStress, DeregistrationWaitsForACallbackRunningOnAnotherThread) {
+  for (int round = 0; round < 20; ++round) {
+    const kc::CancelToken token;
+    std::atomic<bool> started{false};
+    std::atomic<bool> finished{false};
+    auto registration = std::make_unique<kc::CancelRegistration>(token.on_cancel([&] {
+      started.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      finished.store(true);
+    }));
+    std::thread canceller([&token] { token.cancel(); });
+    while (!started.load()) std::this_thread::yield();
+    registration.reset();  // must wait for the callback to return
+    EXPECT_TRUE(finished.load()) << "round " << round;
+    canceller.join();
+  }
+}
+
+TEST(CancelTokenStress, ConcurrentCancelsEachReturnWithEveryDescendantFlagged) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    std::vector<kc::CancelToken> tree;
+    std::atomic<int> calls{0};
+    std::vector<kc::CancelRegistration> registrations;
+    for (int i = 0; i < 20; ++i) {
+      tree.push_back(root.child_token());
+      for (int j = 0; j < 10; ++j) {
+        tree.push_back(tree[static_cast<std::size_t>(i) * 11].child_token());
+        registrations.push_back(tree.back().on_cancel([&calls] { calls.fetch_add(1); }));
+      }
+    }
+    std::barrier start(3);
+    std::atomic<int> misses{0};
+    auto cancel_and_check = [&](const kc::CancelToken& which) {
+      start.arrive_and_wait();
+      which.cancel();
+      for (const kc::CancelToken& token : tree) {
+        if (&which == &root && !token.is_cancelled()) misses.fetch_add(1);
+      }
+    };
+    std::thread first(cancel_and_check, std::cref(root));
+    std::thread second(cancel_and_check, std::cref(root));
+    std::thread mid(
+        [&](const kc::CancelToken& which) {
+          start.arrive_and_wait();
+          which.cancel();
+        },
+        std::cref(tree[11]));
+    first.join();
+    second.join();
+    mid.join();
+    EXPECT_EQ(misses.load(), 0) << "round " << round;
+    EXPECT_EQ(calls.load(), 200) << "round " << round;
+  }
+}
+
+TEST(CancelTokenStress, DroppingChildrenWhileTheParentIsCancelledIsSafe) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    std::barrier start(3);
+    auto churn = [&] {
+      start.arrive_and_wait();
+      for (int i = 0; i < 300; ++i) {
+        const kc::CancelToken child = root.child_token();
+        const kc::CancelToken grandchild = child.child_token();
+        const auto registration = grandchild.on_cancel([] {});
+      }
+    };
+    std::thread first(churn);
+    std::thread second(churn);
+    start.arrive_and_wait();
+    root.cancel();
+    first.join();
+    second.join();
+    EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
+  }
+}
+
+TEST(CancelTokenStress, AWaiterRacingWithCancelIsResumedExactlyOnce) {
+  for (int round = 0; round < kRounds * 5; ++round) {
+    const kc::CancelToken token;
+    std::atomic<int> resumed{0};
+    auto waiter = [](kc::CancelToken t, std::atomic<int>* count) -> kc::Task<void> {
+      co_await t.cancelled();
+      count->fetch_add(1);
+    };
+    std::thread canceller([&token] { token.cancel(); });
+    kc::sync_wait(waiter(token, &resumed));
+    canceller.join();
+    ASSERT_EQ(resumed.load(), 1) << "round " << round;
+  }
+}
+
+TEST(CancelTokenStress, StopTokensRequestedConcurrentlyWithCancelAllSeeTheStop) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken token;
+    std::vector<std::stop_token> seen[2];
+    std::barrier start(3);
+    auto asker = [&](std::vector<std::stop_token>& out) {
+      start.arrive_and_wait();
+      for (int i = 0; i < 50; ++i) out.push_back(token.stop_token());
+    };
+    std::thread first(asker, std::ref(seen[0]));
+    std::thread second(asker, std::ref(seen[1]));
+    start.arrive_and_wait();
+    token.cancel();
+    first.join();
+    second.join();
+    for (const auto& tokens : seen) {
+      for (const std::stop_token& stop : tokens) {
+        ASSERT_TRUE(stop.stop_requested()) << "round " << round;
+      }
+    }
+  }
+}
