@@ -1,0 +1,127 @@
+// knhk-bench: the project's main program. Runs the workloads of BENCHMARKS.md on knhk and, where
+// there is a counterpart, on oneTBB in the same process, then prints one table with targets and
+// verdicts (and writes it as JSON with --json). Exits 1 if a workload's own result check failed,
+// 2 on a bad command line; a missed target is reported, not an error.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "report.hpp"
+#include "workload.hpp"
+
+namespace {
+
+using knhk::bench::Workload;
+
+const std::vector<Workload>& workloads() {
+  static const std::vector<Workload> all = {
+      {"W10", "cancel: 100,000 children with callbacks; churn of 1,000,000", &knhk::bench::run_cancel_workload},
+  };
+  return all;
+}
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: knhk-bench [--quick] [--json FILE] [--only ID[,ID...]] [--repetitions N] [--help]\n"
+               "\n"
+               "Runs the knhk concurrency workloads of BENCHMARKS.md, side by side with oneTBB\n"
+               "where it has a counterpart, and prints figures with targets and verdicts.\n"
+               "\n"
+               "  --quick           fewer repetitions (5), for a run of about 20 s on 2 cores\n"
+               "  --json FILE       also write the table as JSON (schema of BENCHMARKS.md)\n"
+               "  --only IDS        run only these workloads, e.g. --only W10\n"
+               "  --repetitions N   repetitions per figure (at least 5; default 7)\n"
+               "  --help            this text\n"
+               "\nWorkloads:\n");
+  for (const Workload& w : workloads()) std::fprintf(out, "  %-4s %s\n", w.id, w.description);
+}
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "knhk-bench: %s\n\n", message.c_str());
+  print_usage(stderr);
+  std::exit(2);
+}
+
+bool selected(const std::string& only, std::string_view id) {
+  if (only.empty()) return true;
+  std::string_view rest = only;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    if (rest.substr(0, comma) == id) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  knhk::bench::Options options;
+  std::string json_path;
+  std::string only;
+  bool repetitions_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      print_usage(stdout);
+      return 0;
+    } else if (arg == "--quick") {
+      options.quick = true;
+    } else if (arg == "--json") {
+      json_path = value();
+    } else if (arg == "--only") {
+      only = value();
+    } else if (arg == "--repetitions") {
+      const std::string text = value();
+      char* end = nullptr;
+      const long n = std::strtol(text.c_str(), &end, 10);
+      if (end == text.c_str() || *end != '\0' || n < 5 || n > 1000) usage_error("--repetitions takes 5..1000");
+      options.repetitions = static_cast<int>(n);
+      repetitions_given = true;
+    } else {
+      usage_error("unknown argument '" + std::string(arg) + "'");
+    }
+  }
+  if (options.quick && !repetitions_given) options.repetitions = 5;
+  if (std::none_of(workloads().begin(), workloads().end(), [&](const Workload& w) { return selected(only, w.id); })) {
+    usage_error("--only names no known workload: " + only);
+  }
+
+  std::vector<knhk::bench::Row> rows;
+  std::vector<std::string> failures;
+  for (const Workload& w : workloads()) {
+    if (!selected(only, w.id)) continue;
+    try {
+      auto produced = w.run(options);
+      rows.insert(rows.end(), produced.begin(), produced.end());
+    } catch (const knhk::bench::WorkloadFailure& failure) {
+      failures.push_back(failure.what());
+    } catch (const std::exception& error) {
+      failures.push_back(std::string(w.id) + ": " + error.what());
+    }
+  }
+  std::fprintf(stderr, "\r%-70s\r", "");
+
+  const knhk::bench::MachineInfo machine = knhk::bench::describe_machine();
+  knhk::bench::print_table(machine, rows, {});
+  if (!json_path.empty()) {
+    try {
+      knhk::bench::write_json(json_path, machine, options.quick, rows);
+      std::printf("wrote %s\n", json_path.c_str());
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "knhk-bench: %s\n", error.what());
+      return 1;
+    }
+  }
+  for (const std::string& failure : failures) std::fprintf(stderr, "RESULT CHECK FAILED: %s\n", failure.c_str());
+  return failures.empty() ? 0 : 1;
+}

@@ -1,0 +1,24 @@
+#include "workload.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace knhk::bench {
+
+std::size_t resident_kib() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t total_pages = 0;
+  std::size_t resident_pages = 0;
+  statm >> total_pages >> resident_pages;
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  return resident_pages * static_cast<std::size_t>(page_size) / 1024;
+}
+
+void show_progress(const std::string& workload, int repetition, int repetitions) {
+  std::fprintf(stderr, "\r  running %-24s repetition %d/%d   ", workload.c_str(), repetition, repetitions);
+  std::fflush(stderr);
+}
+
+}  // namespace knhk::bench

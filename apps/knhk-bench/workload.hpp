@@ -1,0 +1,49 @@
+// What every knhk-bench workload shares: options, self-checks, timing, progress.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+
+namespace knhk::bench {
+
+struct Options {
+  bool quick = false;
+  int repetitions = 7;  // BENCHMARKS.md asks for at least 5
+};
+
+/// A workload's own result check failed: a fast wrong answer is a failure.
+class WorkloadFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+inline void check(bool ok, const std::string& what) {
+  if (!ok) throw WorkloadFailure(what);
+}
+
+using Clock = std::chrono::steady_clock;
+
+inline double nanoseconds_between(Clock::time_point start, Clock::time_point end) {
+  return std::chrono::duration<double, std::nano>(end - start).count();
+}
+
+/// Resident set size of this process, in KiB (from /proc/self/statm).
+std::size_t resident_kib();
+
+/// Rewrites the progress line on stderr: which workload runs, which repetition.
+void show_progress(const std::string& workload, int repetition, int repetitions);
+
+struct Workload {
+  const char* id;
+  const char* description;
+  std::vector<Row> (*run)(const Options&);
+};
+
+std::vector<Row> run_cancel_workload(const Options& options);  // W10
+
+}  // namespace knhk::bench
