@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <stop_token>
-#include <thread>
 
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "parking_mutex.hpp"
@@ -13,18 +13,27 @@
 namespace knhk::concurrency::detail {
 
 // The std::stop_source behind CancelToken::stop_token(), made on first use. Its callback node
-// sits in the state's callback list like a user registration but holds no reference to the state
-// (the state owns it; it would otherwise keep itself alive).
+// sits in the state's callback list like a user registration; the state owns it and deregisters
+// it like any owner when it dies (it holds no reference to the state, or the state would keep
+// itself alive).
 struct StopBridge final : CancelCallback {
-  StopBridge() noexcept : CancelCallback(&StopBridge::request_stop) {}
-  static void request_stop(CancelCallback* self) noexcept { static_cast<StopBridge*>(self)->source.request_stop(); }
-  std::stop_source source;
+  StopBridge() : CancelCallback(&StopBridge::request_stop, &StopBridge::manage_bridge) {}
+  static void request_stop(CancelCallback* self) noexcept { static_cast<StopBridge*>(self)->source->request_stop(); }
+  static void manage_bridge(CancelCallback* self, Op op) noexcept {
+    auto* bridge = static_cast<StopBridge*>(self);
+    if (op == Op::destroy_payload) {
+      bridge->source.reset();
+    } else {
+      delete bridge;
+    }
+  }
+  std::optional<std::stop_source> source{std::in_place};
 };
 
 class CancelState final : public CancelStateHeader {
  public:
   explicit CancelState(CancelState* parent) noexcept : parent_(parent) {}
-  ~CancelState() { delete stop_bridge_; }
+  ~CancelState();  // in cancel_token.cpp: deregisters the stop bridge
 
   CancelState(const CancelState&) = delete;
   CancelState& operator=(const CancelState&) = delete;
@@ -40,17 +49,11 @@ class CancelState final : public CancelStateHeader {
   // (acquire) by cancel walks to skip finished subtrees. Invariant 3 of cancel_token.cpp.
   std::atomic<bool> subtree_flagged_{false};
 
-  // Bumped after each callback of this state returns; a deregistering thread waits on it
-  // (std::atomic::wait) while its callback runs elsewhere. Written under mutex_.
-  std::atomic<std::uint32_t> callbacks_finished_{0};
-
   ParkingMutex mutex_;
   // --- guarded by mutex_ ---
   CancelState* first_child_ = nullptr;
   CancelCallback* first_callback_ = nullptr;
   CancelCallback* last_callback_ = nullptr;
-  CancelCallback* running_ = nullptr;  // the callback being invoked now, if any
-  std::thread::id running_thread_;     // the thread invoking running_
   StopBridge* stop_bridge_ = nullptr;
   // --- guarded by parent_->mutex_ ---
   CancelState* prev_sibling_ = nullptr;

@@ -18,12 +18,20 @@
 //     cancel walk sets the flag and reads the child list under that same mutex. So every child is
 //     either in the list the walk reads, or born cancelled: no child is ever missed.
 //  5. Once `cancelled` is set, add_cancel_callback() refuses (the caller runs the callback
-//     inline), so the callback list only shrinks. A callback leaves the list under the mutex
-//     either by deregistration (it will never run) or by the runner, which records it in
-//     `running_` in the same critical section. Hence each callback runs exactly once or never.
-//  6. `running_` is cleared and `callbacks_finished_` bumped, under the mutex, after the callback
-//     returns. A deregistration that finds its callback in `running_` on another thread waits for
-//     that bump; on its own thread (a callback dropping its own registration) it returns at once.
+//     inline). The walk that sets the flag detaches the whole callback list in the same critical
+//     section, turning each node from linked to pending. So a callback is either deregistered
+//     while linked (it never runs) or detached exactly once, into exactly one runner's batch.
+//  6. A pending node is claimed by exactly one compare-exchange: the runner's (pending ->
+//     running: it runs once) or its owner's (pending -> abandoning: it never runs). A claimed
+//     running callback ends with running -> done, stored by the runner unless the callback
+//     deregistered itself (then the runner never touches the node again).
+//  7. Nobody waits for a callback that has not started: an owner that abandons a pending node
+//     destroys its payload and then either hands its memory to the runner (abandoning ->
+//     abandoned) or, if the runner already went past (abandoning -> passed), frees it itself.
+//     An owner waits only for a callback that is running on another thread. (So a callback may
+//     block on a thread that deregisters a later callback of the same cancel: no deadlock.)
+//  8. The runner reads a node's `next` before claiming it, and touches a node only through its
+//     phase after that. Memory handed over (abandoned) is freed by the runner after it read `next`.
 //
 // Lock order: a parent's mutex before its child's. Only a cancel walk holds two (one parent and one
 // child at a time); everything else holds one. No mutex is held while user code runs: callbacks,
@@ -32,17 +40,21 @@
 // Protocol of cancel(root):
 //  1. If root's subtree is already flagged, return (a repeated cancel costs one load).
 //  2. Walk the subtree depth-first with an explicit stack (no recursion: a chain of a million
-//     nested tokens is fine). For each state, under its mutex: set the flag; if this walk set it
-//     and callbacks wait, remember the state (with a reference). Then, still under the state's
-//     mutex, flag each child under the child's mutex; children that have children of their own are
+//     nested tokens is fine). For each state, under its mutex: set the flag and, if this walk set
+//     it, detach its callbacks into this walk's batch. Then, still under the state's mutex, do the
+//     same for each child under the child's mutex; children that have children of their own are
 //     pushed (with a reference) to be walked next, the others are finished on the spot. Mark each
 //     state `subtree_flagged` once its children are finished (post-order).
-//  3. Run the remembered states' callbacks, parents before children, registration order within a
-//     state.
+//  3. Run the batch: parents' callbacks before children's, registration order within a state,
+//     claiming each node (Invariant 6). No reference to any state is held: nodes carry all the
+//     runner needs.
 // Two cancels racing on overlapping subtrees both walk; each flag is set once, and each state's
 // callbacks run on the thread whose walk set its flag. Either call returns with every descendant
 // flagged, but the callbacks the other call claimed may still be running on its thread
 // (std::stop_source::request_stop behaves the same way).
+//
+// Cost of cancelling a leaf child with one callback: lock and unlock the child, then one
+// compare-exchange to claim and one exchange-class store to finish the callback (knhk-bench W10).
 //
 // References: tokio-util's CancellationToken (tree of nodes, eager propagation); the libstdc++
 // std::stop_token implementation (a callback deregistering itself while it runs).
@@ -59,23 +71,14 @@ namespace {
 
 CancelState* as_state(CancelStateHeader* header) noexcept { return CancelState::from(header); }
 
-// Takes a reference unless the count already reached zero (the state is dying; Invariant 2).
-bool try_retain(CancelState* state) noexcept {
-  // relaxed: the caller holds the parent's mutex, which keeps the memory valid; no data is
-  // published by taking a reference.
-  std::uint32_t count = state->refs.load(std::memory_order_relaxed);
-  while (count != 0) {
-    if (state->refs.compare_exchange_weak(count, count + 1, std::memory_order_relaxed)) return true;
-  }
-  return false;
-}
-
-// --- intrusive lists; all with the owning state's mutex held ---
+// The callback the runner on this thread is invoking (for self-deregistration, Invariant 6).
+thread_local CancelCallback* tls_invoking = nullptr;
 
 void push_callback(CancelState* state, CancelCallback* callback) noexcept {
   callback->prev = state->last_callback_;
   callback->next = nullptr;
-  callback->linked = true;
+  // relaxed: kIdle/kLinked change only under the state's mutex (Invariant 5).
+  callback->phase.store(CancelCallback::kLinked, std::memory_order_relaxed);
   if (state->last_callback_ != nullptr) {
     state->last_callback_->next = callback;
   } else {
@@ -88,13 +91,8 @@ void unlink_callback(CancelState* state, CancelCallback* callback) noexcept {
   (callback->prev != nullptr ? callback->prev->next : state->first_callback_) = callback->next;
   (callback->next != nullptr ? callback->next->prev : state->last_callback_) = callback->prev;
   callback->prev = callback->next = nullptr;
-  callback->linked = false;
-}
-
-CancelCallback* pop_callback(CancelState* state) noexcept {
-  CancelCallback* first = state->first_callback_;
-  if (first != nullptr) unlink_callback(state, first);
-  return first;
+  // relaxed: as in push_callback().
+  callback->phase.store(CancelCallback::kIdle, std::memory_order_relaxed);
 }
 
 void link_child(CancelState* parent, CancelState* child) noexcept {
@@ -110,33 +108,93 @@ void unlink_child(CancelState* parent, CancelState* child) noexcept {
   child->prev_sibling_ = child->next_sibling_ = nullptr;
 }
 
-// With state->mutex_ held: sets the flag (Invariant 1). Returns true, with a reference taken,
-// when this call set it and callbacks are waiting for this walk to run them.
-bool flag_locked(CancelState* state) noexcept {
-  if (state->cancelled.load(std::memory_order_relaxed)) return false;  // relaxed: Invariant 1
+// A runner's list of detached callbacks, in the order they are to run.
+struct Batch {
+  CancelCallback* first = nullptr;
+  CancelCallback* last = nullptr;
+};
+
+// With state->mutex_ held: sets the flag (Invariant 1) and, if this call set it, moves the
+// state's callbacks into `batch` (Invariant 5).
+void flag_locked(CancelState* state, Batch& batch) noexcept {
+  if (state->cancelled.load(std::memory_order_relaxed)) return;  // relaxed: Invariant 1
   // release: pairs with the acquire loads in is_cancelled() and CancelledAwaiter::await_ready().
   state->cancelled.store(true, std::memory_order_release);
-  // A dying state can only hold a stop bridge nobody can observe any more: skip it.
-  return state->first_callback_ != nullptr && try_retain(state);
+  CancelCallback* first = state->first_callback_;
+  if (first == nullptr) return;
+  for (CancelCallback* node = first; node != nullptr; node = node->next) {
+    // relaxed: the owner reads kLinked/kPending under this mutex; later phases are decided by
+    // compare-exchange (Invariant 6), which this store precedes in the mutex's order.
+    node->phase.store(CancelCallback::kPending, std::memory_order_relaxed);
+  }
+  (batch.last != nullptr ? batch.last->next : batch.first) = first;
+  batch.last = state->last_callback_;
+  state->first_callback_ = state->last_callback_ = nullptr;
 }
 
-// Runs the state's callbacks one by one, none with the mutex held (Invariants 5 and 6).
-void run_callbacks(CancelState* state) noexcept {
-  const std::thread::id self = std::this_thread::get_id();
-  std::unique_lock lock(state->mutex_);
-  while (CancelCallback* callback = pop_callback(state)) {
-    state->running_ = callback;
-    state->running_thread_ = self;
-    lock.unlock();
-    callback->invoke(callback);  // may free `callback` (self-deregistration): not touched again
-    lock.lock();
-    state->running_ = nullptr;
-    // release: pairs with the acquire wait in remove_cancel_callback(); the callback's effects
-    // happen before the deregistering thread returns. Written only under the mutex.
-    state->callbacks_finished_.store(state->callbacks_finished_.load(std::memory_order_relaxed) + 1,
-                                     std::memory_order_release);
-    state->callbacks_finished_.notify_all();
+void invoke_claimed(CancelCallback* node) noexcept {
+  bool destroyed = false;
+  node->destroyed_during_run = &destroyed;
+  CancelCallback* const outer = std::exchange(tls_invoking, node);  // a callback may cancel too
+  node->invoke(node);
+  tls_invoking = outer;
+  if (destroyed) return;  // it deregistered itself: the node may be gone (Invariant 6)
+  // release: pairs with the acquire loads of an owner waiting in remove_cancel_callback(); the
+  // callback's effects happen before that owner returns.
+  node->phase.store(CancelCallback::kDone, std::memory_order_release);
+  node->phase.notify_all();
+}
+
+// Protocol step 3.
+void run_batch(const Batch& batch) noexcept {
+  CancelCallback* next = nullptr;
+  for (CancelCallback* node = batch.first; node != nullptr; node = next) {
+    next = node->next;  // before the claim: afterwards the node may be freed (Invariant 8)
+    std::uint32_t phase = CancelCallback::kPending;
+    // acquire: pairs with the owner's release (the mutex hand-off, or its abandoning CAS) so the
+    // callback's payload is fully built before it runs.
+    if (node->phase.compare_exchange_strong(phase, CancelCallback::kRunning, std::memory_order_acquire,
+                                            std::memory_order_acquire)) {
+      invoke_claimed(node);
+      continue;
+    }
+    // acq_rel: pairs with the owner's compare-exchanges in abandon_or_wait(); whoever moves
+    // second frees the node.
+    if (phase == CancelCallback::kAbandoning &&
+        node->phase.compare_exchange_strong(phase, CancelCallback::kPassed, std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+      continue;
+    }
+    // kAbandoned: the owner destroyed the payload and handed the memory over (Invariant 7).
+    node->manage(node, CancelCallback::Op::delete_node);
   }
+}
+
+// The owner's side of Invariant 7 for a node that a walk detached. Returns true when the caller
+// still owns the node's memory.
+bool abandon_or_wait(CancelCallback* node) noexcept {
+  std::uint32_t phase = CancelCallback::kPending;
+  // acquire: pairs with the runner's claim; on failure we learn whether it runs or ran.
+  if (node->phase.compare_exchange_strong(phase, CancelCallback::kAbandoning, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+    node->manage(node, CancelCallback::Op::destroy_payload);
+    phase = CancelCallback::kAbandoning;
+    // acq_rel: release publishes the payload's destruction to the runner that frees the node;
+    // acquire (on failure, `passed`) orders the runner's last touch before our free.
+    return !node->phase.compare_exchange_strong(phase, CancelCallback::kAbandoned, std::memory_order_acq_rel,
+                                                std::memory_order_acquire);
+  }
+  if (phase == CancelCallback::kRunning) {
+    if (tls_invoking == node) {
+      *node->destroyed_during_run = true;  // deregistering itself: the runner lets go of it
+      return true;
+    }
+    // Running on another thread: wait for it to return. acquire: pairs with invoke_claimed().
+    while (node->phase.load(std::memory_order_acquire) == CancelCallback::kRunning) {
+      node->phase.wait(CancelCallback::kRunning, std::memory_order_acquire);
+    }
+  }
+  return true;  // done
 }
 
 struct WalkItem {
@@ -190,7 +248,7 @@ void cancel_state(CancelStateHeader* header) noexcept {
   if (root->subtree_flagged_.load(std::memory_order_acquire)) return;
 
   std::vector<WalkItem> stack;
-  std::vector<CancelState*> with_callbacks;  // each holds a reference
+  Batch batch;
   retain_state(root);
   stack.push_back({root, false});
   while (!stack.empty()) {
@@ -206,14 +264,14 @@ void cancel_state(CancelStateHeader* header) noexcept {
     stack.back().expanded = true;
 
     std::lock_guard lock(top.state->mutex_);
-    if (flag_locked(top.state)) with_callbacks.push_back(top.state);
+    flag_locked(top.state, batch);
     for (CancelState* child = top.state->first_child_; child != nullptr; child = child->next_sibling_) {
       // acquire: as above.
       if (child->subtree_flagged_.load(std::memory_order_acquire)) continue;
       bool has_children = false;
       {
         std::lock_guard child_lock(child->mutex_);  // lock order: parent, then child
-        if (flag_locked(child)) with_callbacks.push_back(child);
+        flag_locked(child, batch);
         has_children = child->first_child_ != nullptr;
       }
       if (has_children) {
@@ -227,11 +285,7 @@ void cancel_state(CancelStateHeader* header) noexcept {
       }
     }
   }
-
-  for (CancelState* state : with_callbacks) {
-    run_callbacks(state);
-    release_state(state);
-  }
+  run_batch(batch);
 }
 
 bool add_cancel_callback(CancelStateHeader* header, CancelCallback* callback) noexcept {
@@ -242,24 +296,29 @@ bool add_cancel_callback(CancelStateHeader* header, CancelCallback* callback) no
   return true;
 }
 
-void remove_cancel_callback(CancelStateHeader* header, CancelCallback* callback) noexcept {
+bool remove_cancel_callback(CancelStateHeader* header, CancelCallback* callback) noexcept {
   CancelState* state = as_state(header);
-  std::unique_lock lock(state->mutex_);
-  if (callback->linked) {
-    unlink_callback(state, callback);  // it will never run (Invariant 5)
-    return;
+  {
+    std::lock_guard lock(state->mutex_);
+    // relaxed: kIdle and kLinked change only under this mutex (Invariant 5).
+    const std::uint32_t phase = callback->phase.load(std::memory_order_relaxed);
+    if (phase == CancelCallback::kLinked) {
+      unlink_callback(state, callback);  // it will never run
+      return true;
+    }
+    if (phase == CancelCallback::kIdle) return true;  // never linked: it ran inline, or never was added
   }
-  if (state->running_ == callback && state->running_thread_ == std::this_thread::get_id()) {
-    return;  // the callback is deregistering itself (Invariant 6)
-  }
-  while (state->running_ == callback) {
-    // relaxed: read under the mutex, which orders it with the runner's bump.
-    const std::uint32_t seen = state->callbacks_finished_.load(std::memory_order_relaxed);
-    lock.unlock();
-    // acquire: pairs with the release bump in run_callbacks().
-    state->callbacks_finished_.wait(seen, std::memory_order_acquire);
-    lock.lock();
-  }
+  return abandon_or_wait(callback);  // a walk detached it (Invariants 6, 7)
+}
+
+CancelState::~CancelState() {
+  // Refs are zero, so nobody can reach this state's lists; the bridge node may still sit in a
+  // runner's batch, and is deregistered like any other owner's.
+  if (stop_bridge_ == nullptr) return;
+  // relaxed: no other thread can link or detach it any more.
+  const std::uint32_t phase = stop_bridge_->phase.load(std::memory_order_relaxed);
+  const bool still_ours = phase == CancelCallback::kLinked || phase == CancelCallback::kIdle || abandon_or_wait(stop_bridge_);
+  if (still_ours) delete stop_bridge_;
 }
 
 std::stop_token state_stop_token(CancelStateHeader* header) {
@@ -275,12 +334,12 @@ std::stop_token state_stop_token(CancelStateHeader* header) {
       state->stop_bridge_ = fresh.release();
       if (!cancelled) push_callback(state, state->stop_bridge_);
     }
-    token = state->stop_bridge_->source.get_token();
+    token = state->stop_bridge_->source->get_token();
   }
   // Outside the lock: request_stop() runs the std::stop_callbacks registered on the source.
   // Every caller that saw the flag asks (idempotent), so no caller returns an unstopped token
   // for a cancelled state.
-  if (cancelled) state->stop_bridge_->source.request_stop();
+  if (cancelled) state->stop_bridge_->source->request_stop();
   return token;
 }
 

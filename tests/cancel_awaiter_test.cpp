@@ -120,3 +120,16 @@ TEST(CancelledAwaiter, CancelFromAnotherThreadWakesSyncWait) {
     ASSERT_EQ(resumed.load(), 1);
   }
 }
+
+TEST(CancelledAwaiter, ACallbackMayJoinAThreadThatDestroysAWaiterOfTheSameCancel) {
+  const kc::CancelToken token;
+  std::atomic<int> resumed{0};
+  std::unique_ptr<Started> waiter;
+  const auto first = token.on_cancel([&waiter] {
+    std::thread destroyer([&waiter] { waiter.reset(); });  // the frame dies while its node is pending
+    destroyer.join();
+  });
+  waiter = std::make_unique<Started>(wait_then_count(token, &resumed));
+  token.cancel();
+  EXPECT_EQ(resumed.load(), 0);
+}

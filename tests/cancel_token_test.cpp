@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <stop_token>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -301,4 +302,50 @@ TEST(CancelToken, ADeepChainIsFreedWhenItsLeafIsDropped) {
     EXPECT_EQ(kc::detail::linked_child_count(root), 1U);
   }
   EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
+}
+
+TEST(CancelToken, ACallbackMayJoinAThreadThatDeregistersALaterCallback) {
+  const kc::CancelToken token;
+  int later_calls = 0;
+  kc::CancelRegistration later;
+  const auto first = token.on_cancel([&later] {
+    std::thread dropper([&later] { later.reset(); });  // must not wait for this cancel to reach it
+    dropper.join();
+  });
+  later = token.on_cancel([&later_calls] { ++later_calls; });
+  token.cancel();
+  EXPECT_EQ(later_calls, 0);
+  EXPECT_FALSE(later.active());
+}
+
+namespace {
+// Counts how many times a callback's payload is destroyed (moved-from copies do not count).
+struct PayloadProbe {
+  explicit PayloadProbe(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
+  PayloadProbe(PayloadProbe&& other) noexcept : destroyed_(std::exchange(other.destroyed_, nullptr)) {}
+  PayloadProbe(const PayloadProbe&) = delete;
+  PayloadProbe& operator=(const PayloadProbe&) = delete;
+  PayloadProbe& operator=(PayloadProbe&&) = delete;
+  ~PayloadProbe() {
+    if (destroyed_ != nullptr) destroyed_->fetch_add(1);
+  }
+  std::atomic<int>* destroyed_;
+};
+}  // namespace
+
+TEST(CancelToken, EveryCallbackPayloadIsDestroyedExactlyOnce) {
+  std::atomic<int> destroyed{0};
+  int calls = 0;
+  {
+    const kc::CancelToken token;
+    const auto ran = token.on_cancel([probe = PayloadProbe(&destroyed), &calls] { ++calls; });
+    auto dropped = token.on_cancel([probe = PayloadProbe(&destroyed), &calls] { ++calls; });
+    dropped.reset();
+    EXPECT_EQ(destroyed.load(), 1);
+    token.cancel();
+    const auto inline_run = token.on_cancel([probe = PayloadProbe(&destroyed), &calls] { ++calls; });
+    EXPECT_EQ(destroyed.load(), 2);  // an inline callback is destroyed at once
+  }
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(destroyed.load(), 3);
 }

@@ -198,3 +198,48 @@ TEST(CancelTokenStress, StopTokensRequestedConcurrentlyWithCancelAllSeeTheStop) 
     }
   }
 }
+
+TEST(CancelTokenStress, DeregistrationsRacingWithCancelNeverRunACallbackTwiceNorLeakIt) {
+  constexpr std::size_t kCallbacks = 300;
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken token;
+    std::vector<std::atomic<int>> calls(kCallbacks);
+    std::vector<kc::CancelRegistration> registrations;
+    for (std::size_t i = 0; i < kCallbacks; ++i) {
+      registrations.push_back(token.on_cancel([&calls, i] { calls[i].fetch_add(1); }));
+    }
+    std::barrier start(2);
+    std::thread dropper([&] {
+      start.arrive_and_wait();
+      for (std::size_t i = kCallbacks; i-- > 0;) registrations[i].reset();  // meets the runner midway
+    });
+    start.arrive_and_wait();
+    token.cancel();
+    dropper.join();
+    for (std::size_t i = 0; i < kCallbacks; ++i) {
+      ASSERT_LE(calls[i].load(), 1) << "round " << round << " callback " << i;
+    }
+  }
+}
+
+TEST(CancelTokenStress, ChildrenWithStopTokensDroppedDuringCancelAreFreed) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    std::barrier start(3);
+    auto churn = [&] {
+      start.arrive_and_wait();
+      for (int i = 0; i < 200; ++i) {
+        const kc::CancelToken child = root.child_token();
+        const std::stop_token stop = child.stop_token();
+        (void)stop.stop_requested();
+      }
+    };
+    std::thread first(churn);
+    std::thread second(churn);
+    start.arrive_and_wait();
+    root.cancel();
+    first.join();
+    second.join();
+    EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
+  }
+}

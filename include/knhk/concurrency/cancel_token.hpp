@@ -21,6 +21,7 @@
 #include <concepts>
 #include <coroutine>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -115,15 +116,12 @@ class [[nodiscard]] CancelRegistration {
  public:
   CancelRegistration() noexcept = default;
   CancelRegistration(CancelRegistration&& other) noexcept
-      : state_(std::exchange(other.state_, nullptr)),
-        callback_(std::exchange(other.callback_, nullptr)),
-        destroy_(std::exchange(other.destroy_, nullptr)) {}
+      : state_(std::exchange(other.state_, nullptr)), callback_(std::exchange(other.callback_, nullptr)) {}
   CancelRegistration& operator=(CancelRegistration&& other) noexcept {
     if (this != &other) {
       reset();
       state_ = std::exchange(other.state_, nullptr);
       callback_ = std::exchange(other.callback_, nullptr);
-      destroy_ = std::exchange(other.destroy_, nullptr);
     }
     return *this;
   }
@@ -134,8 +132,10 @@ class [[nodiscard]] CancelRegistration {
   /// Deregisters now (same as destruction). Afterwards the callback will not start.
   void reset() noexcept {
     if (callback_ == nullptr) return;
-    detail::remove_cancel_callback(state_, callback_);
-    destroy_(std::exchange(callback_, nullptr));
+    detail::CancelCallback* callback = std::exchange(callback_, nullptr);
+    if (detail::remove_cancel_callback(state_, callback)) {
+      callback->manage(callback, detail::CancelCallback::Op::delete_node);
+    }
     detail::release_state(std::exchange(state_, nullptr));
   }
 
@@ -145,30 +145,29 @@ class [[nodiscard]] CancelRegistration {
 
  private:
   friend class CancelToken;
-  using DestroyFn = void (*)(detail::CancelCallback*) noexcept;
-  CancelRegistration(detail::CancelStateHeader* state, detail::CancelCallback* callback, DestroyFn destroy) noexcept
-      : state_(state), callback_(callback), destroy_(destroy) {}
+  CancelRegistration(detail::CancelStateHeader* state, detail::CancelCallback* callback) noexcept
+      : state_(state), callback_(callback) {}
 
   detail::CancelStateHeader* state_ = nullptr;
-  detail::CancelCallback* callback_ = nullptr;
-  DestroyFn destroy_ = nullptr;
+  detail::CancelCallback* callback_ = nullptr;  // a heap node with a `manage` function
 };
 
-/// The awaitable returned by CancelToken::cancelled(). Its address must not change while a
-/// coroutine waits in it, so it can be neither copied nor moved (the compiler materialises it in
-/// the awaiting coroutine's frame).
-class [[nodiscard]] CancelledAwaiter : private detail::CancelCallback {
+/// The awaitable returned by CancelToken::cancelled(). Not copyable or movable: the compiler
+/// materialises it in the awaiting coroutine's frame. Suspending registers a small heap node whose
+/// callback resumes the waiter; destroying the awaiter (the frame died while waiting) deregisters
+/// it without ever waiting for a cancel that has not reached it.
+class [[nodiscard]] CancelledAwaiter {
  public:
-  explicit CancelledAwaiter(detail::CancelStateHeader* state) noexcept
-      : detail::CancelCallback(&CancelledAwaiter::resume_waiter), state_(state) {
+  explicit CancelledAwaiter(detail::CancelStateHeader* state) noexcept : state_(state) {
     if (state_ != nullptr) detail::retain_state(state_);
   }
   CancelledAwaiter(const CancelledAwaiter&) = delete;
   CancelledAwaiter& operator=(const CancelledAwaiter&) = delete;
   ~CancelledAwaiter() {
     if (state_ == nullptr) return;
-    // The frame may be destroyed while still waiting: unlink first (a no-op once resumed).
-    if (registered_) detail::remove_cancel_callback(state_, this);
+    if (node_ != nullptr && detail::remove_cancel_callback(state_, node_)) {
+      node_->manage(node_, detail::CancelCallback::Op::delete_node);
+    }
     detail::release_state(state_);
   }
 
@@ -176,38 +175,44 @@ class [[nodiscard]] CancelledAwaiter : private detail::CancelCallback {
     // acquire: pairs with the release store in cancel().
     return state_ == nullptr || state_->cancelled.load(std::memory_order_acquire);
   }
-  bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-    waiter_ = waiter;
-    // Set before linking: once linked, cancel() may resume the waiter, which may destroy *this
-    // before add_cancel_callback() returns; nothing of *this is touched after it.
-    registered_ = true;
-    return detail::add_cancel_callback(state_, this);
-  }
+  bool await_suspend(std::coroutine_handle<> waiter);  // defined below
   void await_resume() const noexcept {}
 
  private:
-  static void resume_waiter(detail::CancelCallback* self) noexcept {
-    detail::resume_inline(static_cast<CancelledAwaiter*>(self)->waiter_);
-  }
-
   detail::CancelStateHeader* state_;
-  std::coroutine_handle<> waiter_;
-  bool registered_ = false;
+  detail::CancelCallback* node_ = nullptr;
 };
 
 inline CancelledAwaiter CancelToken::cancelled() const noexcept { return CancelledAwaiter{state_}; }
 
 namespace detail {
 
+// The heap node of an on_cancel() registration. Its payload (the user's callable) can be
+// destroyed separately from its memory, so that a deregistration never waits for a cancel that
+// has detached the node but not reached it yet (the memory then goes to the runner).
 template <class F>
 struct CancelCallbackFn final : CancelCallback {
   template <class G>
-  explicit CancelCallbackFn(G&& fn) : CancelCallback(&CancelCallbackFn::invoke_fn), fn_(std::forward<G>(fn)) {}
+  explicit CancelCallbackFn(G&& fn)
+      : CancelCallback(&CancelCallbackFn::invoke_fn, &CancelCallbackFn::manage_fn), fn_(std::forward<G>(fn)) {}
 
-  static void invoke_fn(CancelCallback* self) noexcept { static_cast<CancelCallbackFn*>(self)->fn_(); }
-  static void destroy_fn(CancelCallback* self) noexcept { delete static_cast<CancelCallbackFn*>(self); }
+  static void invoke_fn(CancelCallback* self) noexcept { (*static_cast<CancelCallbackFn*>(self)->fn_)(); }
+  static void manage_fn(CancelCallback* self, Op op) noexcept {
+    auto* node = static_cast<CancelCallbackFn*>(self);
+    if (op == Op::destroy_payload) {
+      node->fn_.reset();
+    } else {
+      delete node;
+    }
+  }
 
-  F fn_;
+  std::optional<F> fn_;
+};
+
+// The callback of a CancelledAwaiter: resumes the waiting coroutine on the cancelling thread.
+struct ResumeWaiter {
+  std::coroutine_handle<> waiter;
+  void operator()() const noexcept { resume_inline(waiter); }
 };
 
 // Runs a callback inline; noexcept so that a throwing callback terminates here, as documented.
@@ -217,6 +222,19 @@ void invoke_cancel_callback(F& fn) noexcept {
 }
 
 }  // namespace detail
+
+inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
+  auto node = std::make_unique<detail::CancelCallbackFn<detail::ResumeWaiter>>(detail::ResumeWaiter{waiter});
+  // Set before linking: once linked, cancel() may resume the waiter, which may destroy *this
+  // before add_cancel_callback() returns; nothing of *this is touched after it.
+  node_ = node.get();
+  if (!detail::add_cancel_callback(state_, node.get())) {
+    node_ = nullptr;  // cancelled meanwhile: nothing was linked, continue at once
+    return false;
+  }
+  (void)node.release();  // owned through node_ now
+  return true;
+}
 
 template <class F>
   requires std::invocable<std::decay_t<F>&> && std::constructible_from<std::decay_t<F>, F>
@@ -230,11 +248,11 @@ CancelRegistration CancelToken::on_cancel(F&& callback) const {
   }
   auto node = std::make_unique<detail::CancelCallbackFn<Fn>>(std::forward<F>(callback));
   if (!detail::add_cancel_callback(state_, node.get())) {
-    detail::invoke_cancel_callback(node->fn_);  // cancelled in between: run inline
+    detail::invoke_cancel_callback(*node->fn_);  // cancelled in between: run inline
     return {};
   }
   detail::retain_state(state_);
-  return CancelRegistration{state_, node.release(), &detail::CancelCallbackFn<Fn>::destroy_fn};
+  return CancelRegistration{state_, node.release()};
 }
 
 /// RAII owner of a token: cancels it on destruction unless released (Trio's cancel scope,

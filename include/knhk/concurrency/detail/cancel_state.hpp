@@ -10,18 +10,35 @@
 namespace knhk::concurrency::detail {
 
 // One registration waiting for cancellation: an intrusive node in its state's callback list.
-// The owner (a CancelRegistration, or an awaiter in a coroutine frame) keeps it at a fixed address
-// from add_cancel_callback() until remove_cancel_callback() returns.
+//
+// Life of a node (`phase`; protocol in src/cancel_token.cpp, Invariants 5-7):
+//   idle --add--> linked --cancel walk detaches it--> pending --runner claims--> running --> done
+//   linked --owner deregisters--> idle
+//   pending --owner deregisters--> abandoning --> abandoned (runner frees the node) or
+//                                               --> passed (runner went by; owner frees it)
+// Every node lives on the heap, and `manage` destroys its payload or frees it, so that an owner
+// deregistering a node a runner has not reached yet can hand the memory over instead of waiting.
 struct CancelCallback {
+  enum class Op { destroy_payload, delete_node };
   using InvokeFn = void (*)(CancelCallback* self) noexcept;
+  using ManageFn = void (*)(CancelCallback* self, Op op) noexcept;
 
-  explicit CancelCallback(InvokeFn fn) noexcept : invoke(fn) {}
+  enum Phase : std::uint32_t { kIdle, kLinked, kPending, kRunning, kDone, kAbandoning, kAbandoned, kPassed };
 
-  InvokeFn invoke;
-  // Guarded by the owning state's lock.
+  CancelCallback(InvokeFn invoke_fn, ManageFn manage_fn) noexcept : invoke(invoke_fn), manage(manage_fn) {}
+
+  const InvokeFn invoke;
+  const ManageFn manage;
+  // Guarded by the state's lock while linked; after detaching, `next` chains the runner's batch
+  // and is written and read only by the runner's thread.
   CancelCallback* prev = nullptr;
   CancelCallback* next = nullptr;
-  bool linked = false;
+  // kIdle/kLinked change only under the state's lock; the later phases by compare-exchange
+  // between the runner and the owner. Waited on (std::atomic::wait) by an owner that must wait.
+  std::atomic<std::uint32_t> phase{kIdle};
+  // Written by the runner just before invoking; read only on the runner's thread, by a callback
+  // that deregisters itself.
+  bool* destroyed_during_run = nullptr;
 };
 
 class CancelStateHeader {
@@ -44,9 +61,11 @@ void cancel_state(CancelStateHeader* state) noexcept;
 // Links `callback` into the state's list and returns true, or returns false without linking it
 // when the state is already cancelled (the caller then runs it inline).
 bool add_cancel_callback(CancelStateHeader* state, CancelCallback* callback) noexcept;
-// Unlinks `callback` if it has not run. If it is running on another thread, waits for it to
-// return; if it is running on this thread (it is deregistering itself), returns at once.
-void remove_cancel_callback(CancelStateHeader* state, CancelCallback* callback) noexcept;
+// Deregisters `callback`: afterwards it will not start. If it is running on another thread, waits
+// for it to return; if it is running on this thread (deregistering itself), returns at once.
+// Returns true when the caller still owns the node's memory (it frees it with manage), false when
+// the memory was handed to the runner (the payload is destroyed before returning).
+bool remove_cancel_callback(CancelStateHeader* state, CancelCallback* callback) noexcept;
 std::stop_token state_stop_token(CancelStateHeader* state);
 std::size_t linked_child_count(CancelStateHeader* state) noexcept;
 
