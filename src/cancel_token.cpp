@@ -102,8 +102,7 @@ void link_child(CancelState* parent, CancelState* child) noexcept {
 }
 
 void unlink_child(CancelState* parent, CancelState* child) noexcept {
-  (child->prev_sibling_ != nullptr ? child->prev_sibling_->next_sibling_ : parent->first_child_) =
-      child->next_sibling_;
+  (child->prev_sibling_ != nullptr ? child->prev_sibling_->next_sibling_ : parent->first_child_) = child->next_sibling_;
   if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child->prev_sibling_;
   child->prev_sibling_ = child->next_sibling_ = nullptr;
 }
@@ -317,7 +316,8 @@ CancelState::~CancelState() {
   if (stop_bridge_ == nullptr) return;
   // relaxed: no other thread can link or detach it any more.
   const std::uint32_t phase = stop_bridge_->phase.load(std::memory_order_relaxed);
-  const bool still_ours = phase == CancelCallback::kLinked || phase == CancelCallback::kIdle || abandon_or_wait(stop_bridge_);
+  const bool still_ours =
+      phase == CancelCallback::kLinked || phase == CancelCallback::kIdle || abandon_or_wait(stop_bridge_);
   if (still_ours) delete stop_bridge_;
 }
 

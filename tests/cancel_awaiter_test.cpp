@@ -95,9 +95,7 @@ TEST(CancelledAwaiter, ManyWaitersAreAllResumed) {
 TEST(CancelledAwaiter, AWaiterDestroyedBeforeCancelIsUnlinked) {
   const kc::CancelToken token;
   std::atomic<int> resumed{0};
-  {
-    const Started waiter(wait_then_count(token, &resumed));
-  }  // the frame dies while suspended in cancelled()
+  { const Started waiter(wait_then_count(token, &resumed)); }  // the frame dies while suspended in cancelled()
   token.cancel();
   EXPECT_EQ(resumed.load(), 0);
 }

@@ -174,9 +174,9 @@ TEST(CancelToken, ACallbackMayUseTheTreeItIsCancelling) {
   int inner_calls = 0;
   kc::CancelRegistration inner;
   const auto registration = root.on_cancel([&] {
-    born_in_callback = root.child_token();                   // child of a cancelled token
+    born_in_callback = root.child_token();                      // child of a cancelled token
     inner = root.on_cancel([&inner_calls] { ++inner_calls; });  // runs inline
-    root.cancel();                                           // re-entrant cancel returns at once
+    root.cancel();                                              // re-entrant cancel returns at once
   });
   root.cancel();
   EXPECT_TRUE(born_in_callback.is_cancelled());

@@ -31,8 +31,8 @@ TEST(Errors, NurseryErrorKeepsEveryFailureInOrder) {
 }
 
 TEST(Errors, NurseryErrorMessageCountsFailuresAndQuotesTheFirst) {
-  const kc::NurseryError error({std::make_exception_ptr(std::runtime_error("disk full")),
-                                std::make_exception_ptr(std::runtime_error("other"))});
+  const kc::NurseryError error(
+      {std::make_exception_ptr(std::runtime_error("disk full")), std::make_exception_ptr(std::runtime_error("other"))});
   const std::string message = error.what();
   EXPECT_NE(message.find("2 child tasks failed"), std::string::npos) << message;
   EXPECT_NE(message.find("disk full"), std::string::npos) << message;

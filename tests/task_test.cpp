@@ -117,9 +117,7 @@ TEST(Task, ReferenceTaskReturnsTheSameObject) {
   EXPECT_EQ(&result, &target);
 }
 
-TEST(Task, AwaitingAnEmptyTaskThrowsLogicError) {
-  EXPECT_THROW(kc::sync_wait(kc::Task<int>{}), std::logic_error);
-}
+TEST(Task, AwaitingAnEmptyTaskThrowsLogicError) { EXPECT_THROW(kc::sync_wait(kc::Task<int>{}), std::logic_error); }
 
 TEST(Task, MoveAssignmentDestroysThePreviousFrame) {
   int live = 0;
@@ -151,9 +149,7 @@ kc::Task<int> depth(int n) {
 }
 }  // namespace
 
-TEST(Task, ADeepChainOfNestedAwaitsDoesNotGrowTheStack) {
-  EXPECT_EQ(kc::sync_wait(depth(200'000)), 200'000);
-}
+TEST(Task, ADeepChainOfNestedAwaitsDoesNotGrowTheStack) { EXPECT_EQ(kc::sync_wait(depth(200'000)), 200'000); }
 
 TEST(Task, ATaskSuspendedOnAnotherThreadsEventCompletesSyncWait) {
   kc::CancelToken token;

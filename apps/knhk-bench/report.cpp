@@ -42,10 +42,18 @@ std::string json_string(const std::string& text) {
   std::string out = "\"";
   for (const char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buffer[8];
@@ -128,11 +136,11 @@ void print_table(const MachineInfo& machine, const std::vector<Row>& rows, const
   std::printf("\nknhk-bench on %u CPUs (%s), %s, %s build, oneTBB %s\n", machine.cpus, machine.model.c_str(),
               machine.compiler.c_str(), machine.build_type.c_str(), machine.onetbb_version.c_str());
   std::printf("Each figure is the median of its repetitions [min..max].\n\n");
-  std::printf("%-5s %-30s %-34s %-10s %-7s %-16s %s\n", "", "figure", "knhk [min..max]", "oneTBB", "ratio",
-              "target", "verdict");
+  std::printf("%-5s %-30s %-34s %-10s %-7s %-16s %s\n", "", "figure", "knhk [min..max]", "oneTBB", "ratio", "target",
+              "verdict");
   for (const Row& row : rows) {
-    const std::string knhk = format_number(row.knhk.median()) + " " + row.unit + " [" +
-                             format_number(row.knhk.min()) + ".." + format_number(row.knhk.max()) + "]";
+    const std::string knhk = format_number(row.knhk.median()) + " " + row.unit + " [" + format_number(row.knhk.min()) +
+                             ".." + format_number(row.knhk.max()) + "]";
     const std::string onetbb = row.onetbb ? format_number(row.onetbb->median()) : "-";
     const auto ratio = row.ratio();
     const std::string ratio_text = ratio ? format_number(*ratio) : "-";

@@ -52,8 +52,8 @@ Sample measure_tree() {
   root.cancel();
   const auto cancel_end = Clock::now();
 
-  check(callbacks_run == kChildren, "W10: root.cancel() ran " + std::to_string(callbacks_run) + " of " +
-                                        std::to_string(kChildren) + " callbacks");
+  check(callbacks_run == kChildren,
+        "W10: root.cancel() ran " + std::to_string(callbacks_run) + " of " + std::to_string(kChildren) + " callbacks");
   for (const kc::CancelToken& child : children) seen_cancelled += child.is_cancelled() ? 1U : 0U;
   check(seen_cancelled == kChildren, "W10: only " + std::to_string(seen_cancelled) + " children cancelled");
 

@@ -35,6 +35,12 @@ class CancelRegistration;
 class CancelledAwaiter;
 class CancelToken;
 
+/// What on_cancel() accepts: a callable `void()` that can be stored (decayed) and invoked as an
+/// lvalue. It must not throw.
+template <class F>
+concept CancelCallbackFunction =
+    std::invocable<std::add_lvalue_reference_t<std::decay_t<F>>> && std::constructible_from<std::decay_t<F>, F>;
+
 namespace detail {
 // The library's own way to the state behind a token (the executor registers waiters with it).
 struct CancelTokenAccess {
@@ -83,8 +89,7 @@ class CancelToken {
   /// Runs `callback` once when the token is cancelled, on the cancelling thread; inline, before
   /// returning, if it already is. Destroying the returned registration deregisters it.
   /// The callback must not throw (if it does, the program terminates, as with std::stop_callback).
-  template <class F>
-    requires std::invocable<std::decay_t<F>&> && std::constructible_from<std::decay_t<F>, F>
+  template <CancelCallbackFunction F>
   [[nodiscard]] CancelRegistration on_cancel(F&& callback) const;
 
   /// A std::stop_token that reports stop_requested() once this token is cancelled.
@@ -223,6 +228,8 @@ void invoke_cancel_callback(F& fn) noexcept {
 
 }  // namespace detail
 
+static_assert(CancelCallbackFunction<detail::ResumeWaiter>, "the library's own callback models the concept");
+
 inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
   auto node = std::make_unique<detail::CancelCallbackFn<detail::ResumeWaiter>>(detail::ResumeWaiter{waiter});
   // Set before linking: once linked, cancel() may resume the waiter, which may destroy *this
@@ -236,8 +243,7 @@ inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
   return true;
 }
 
-template <class F>
-  requires std::invocable<std::decay_t<F>&> && std::constructible_from<std::decay_t<F>, F>
+template <CancelCallbackFunction F>
 CancelRegistration CancelToken::on_cancel(F&& callback) const {
   using Fn = std::decay_t<F>;
   if (state_ == nullptr) return {};  // a moved-from token is never cancelled

@@ -57,7 +57,7 @@ class TaskPromise final : public TaskPromiseBase {
   Task<T> get_return_object() noexcept;
 
   template <class U = T>
-    requires std::is_convertible_v<U&&, T>
+  requires std::is_convertible_v<U&&, T>
   void return_value(U&& value) noexcept(noexcept(std::declval<TaskResult<T>&>().set_value(std::forward<U>(value)))) {
     result_.set_value(std::forward<U>(value));
   }
