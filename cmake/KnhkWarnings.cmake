@@ -18,6 +18,13 @@ if(KNHK_WERROR)
   target_compile_options(knhk_warnings INTERFACE -Werror)
 endif()
 
+# Symmetric transfer is a guaranteed tail call in g++ only with sibling-call optimisation and
+# without ASan/TSan (include/knhk/concurrency/detail/resume.hpp); our own optimised g++ builds say so.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND KNHK_SANITIZE STREQUAL "")
+  target_compile_definitions(knhk_warnings INTERFACE
+    $<$<CONFIG:Release,RelWithDebInfo,MinSizeRel>:KNHK_TAIL_CALL_TRANSFER=1>)
+endif()
+
 # Applies the project's warnings to one of its own targets (never exported).
 function(knhk_set_warnings target)
   target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:knhk_warnings>)

@@ -18,7 +18,12 @@ namespace knhk::concurrency::detail {
 // itself alive).
 struct StopBridge final : CancelCallback {
   StopBridge() : CancelCallback(&StopBridge::request_stop, &StopBridge::manage_bridge) {}
-  static void request_stop(CancelCallback* self) noexcept { static_cast<StopBridge*>(self)->source->request_stop(); }
+  // Runs on a copy of the source: a std::stop_callback may drop the last token and with it the
+  // bridge while request_stop() is still running.
+  static void request_stop(CancelCallback* self) noexcept {
+    std::stop_source source = *static_cast<StopBridge*>(self)->source;
+    source.request_stop();
+  }
   static void manage_bridge(CancelCallback* self, Op op) noexcept {
     auto* bridge = static_cast<StopBridge*>(self);
     if (op == Op::destroy_payload) {

@@ -71,8 +71,22 @@ namespace {
 
 CancelState* as_state(CancelStateHeader* header) noexcept { return CancelState::from(header); }
 
-// The callback the runner on this thread is invoking (for self-deregistration, Invariant 6).
-thread_local CancelCallback* tls_invoking = nullptr;
+// The callbacks this thread is invoking now, innermost first: a callback may cancel another
+// token, whose callbacks then run nested. Used to recognise a deregistration made from inside
+// a callback of the same thread (Invariant 6), which must not wait.
+struct Invoking {
+  CancelCallback* node;
+  bool destroyed;
+  Invoking* outer;
+};
+thread_local Invoking* tls_invoking = nullptr;
+
+Invoking* find_invoking(const CancelCallback* node) noexcept {
+  for (Invoking* frame = tls_invoking; frame != nullptr; frame = frame->outer) {
+    if (frame->node == node) return frame;
+  }
+  return nullptr;
+}
 
 void push_callback(CancelState* state, CancelCallback* callback) noexcept {
   callback->prev = state->last_callback_;
@@ -132,15 +146,24 @@ void flag_locked(CancelState* state, Batch& batch) noexcept {
 }
 
 void invoke_claimed(CancelCallback* node) noexcept {
-  bool destroyed = false;
-  node->destroyed_during_run = &destroyed;
-  CancelCallback* const outer = std::exchange(tls_invoking, node);  // a callback may cancel too
+  Invoking frame{node, false, tls_invoking};
+  tls_invoking = &frame;
   node->invoke(node);
-  tls_invoking = outer;
-  if (destroyed) return;  // it deregistered itself: the node may be gone (Invariant 6)
-  // release: pairs with the acquire loads of an owner waiting in remove_cancel_callback(); the
+  tls_invoking = frame.outer;
+  if (frame.destroyed) return;  // it was deregistered from inside: the node may be gone (Invariant 6)
+  if (node->manage == &StopBridge::manage_bridge) {
+    // A bridge's owner (its dying state) never waits: it may have orphaned the node meanwhile.
+    // acq_rel: pairs with the compare-exchange in release_stop_bridge(); whoever moves second frees.
+    if (node->phase.exchange(CancelCallback::kDone, std::memory_order_acq_rel) == CancelCallback::kOrphaned) {
+      node->manage(node, CancelCallback::Op::delete_node);
+    }
+    return;
+  }
+  // release: pairs with the acquire loads of an owner waiting in abandon_or_wait(); the
   // callback's effects happen before that owner returns.
   node->phase.store(CancelCallback::kDone, std::memory_order_release);
+  // The owner may free the node as soon as it sees kDone; libstdc++'s notify only hashes the
+  // address and issues a futex wake, so a wake on a freed or reused address is harmless.
   node->phase.notify_all();
 }
 
@@ -184,8 +207,8 @@ bool abandon_or_wait(CancelCallback* node) noexcept {
                                                 std::memory_order_acquire);
   }
   if (phase == CancelCallback::kRunning) {
-    if (tls_invoking == node) {
-      *node->destroyed_during_run = true;  // deregistering itself: the runner lets go of it
+    if (Invoking* frame = find_invoking(node)) {
+      frame->destroyed = true;  // deregistered from inside a callback on this thread: no wait
       return true;
     }
     // Running on another thread: wait for it to return. acquire: pairs with invoke_claimed().
@@ -272,10 +295,11 @@ void cancel_state(CancelStateHeader* header) noexcept {
         std::lock_guard child_lock(child->mutex_);  // lock order: parent, then child
         flag_locked(child, batch);
         has_children = child->first_child_ != nullptr;
+        // Its children hold references to it, and none can unlink while we hold its mutex, so it
+        // is not dying (Invariant 2). Once the mutex is released that no longer holds.
+        if (has_children) retain_state(child);
       }
       if (has_children) {
-        // Its children hold references to it, so it is not dying (Invariant 2).
-        retain_state(child);
         stack.push_back({child, false});
       } else {
         // Flagged and childless; later children are born cancelled (Invariant 3).
@@ -310,15 +334,55 @@ bool remove_cancel_callback(CancelStateHeader* header, CancelCallback* callback)
   return abandon_or_wait(callback);  // a walk detached it (Invariants 6, 7)
 }
 
+namespace {
+
+// A dying state lets go of its stop bridge without ever waiting (a std::stop_callback may be
+// blocked on the very thread that drops the last token): the runner frees a node it still holds.
+void release_stop_bridge(StopBridge* bridge) noexcept {
+  // acquire: pairs with the runner's claim and its final exchange.
+  std::uint32_t phase = bridge->phase.load(std::memory_order_acquire);
+  for (;;) {
+    switch (phase) {
+      case CancelCallback::kIdle:
+      case CancelCallback::kLinked:  // refs are zero: no walk can reach the list any more
+      case CancelCallback::kDone:
+        delete bridge;
+        return;
+      case CancelCallback::kPending:
+        // acquire: as in abandon_or_wait(). On failure the runner claimed it: look again.
+        if (bridge->phase.compare_exchange_weak(phase, CancelCallback::kAbandoning, std::memory_order_acquire,
+                                                std::memory_order_acquire)) {
+          phase = CancelCallback::kAbandoning;
+          // acq_rel: as in abandon_or_wait(); on failure the runner went past and we free it.
+          if (!bridge->phase.compare_exchange_strong(phase, CancelCallback::kAbandoned, std::memory_order_acq_rel,
+                                                     std::memory_order_acquire)) {
+            delete bridge;
+          }
+          return;
+        }
+        continue;
+      case CancelCallback::kRunning:
+        if (Invoking* frame = find_invoking(bridge)) {
+          frame->destroyed = true;  // a stop callback on this thread dropped the last token
+          delete bridge;            // request_stop() runs on its own copy of the source
+          return;
+        }
+        // acq_rel: pairs with the runner's exchange in invoke_claimed().
+        if (bridge->phase.compare_exchange_weak(phase, CancelCallback::kOrphaned, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+          return;  // the runner frees it after request_stop() returns
+        }
+        continue;  // it finished meanwhile (or a spurious failure): look again
+      default:
+        return;  // unreachable: a bridge is never abandoned by anyone but us
+    }
+  }
+}
+
+}  // namespace
+
 CancelState::~CancelState() {
-  // Refs are zero, so nobody can reach this state's lists; the bridge node may still sit in a
-  // runner's batch, and is deregistered like any other owner's.
-  if (stop_bridge_ == nullptr) return;
-  // relaxed: no other thread can link or detach it any more.
-  const std::uint32_t phase = stop_bridge_->phase.load(std::memory_order_relaxed);
-  const bool still_ours =
-      phase == CancelCallback::kLinked || phase == CancelCallback::kIdle || abandon_or_wait(stop_bridge_);
-  if (still_ours) delete stop_bridge_;
+  if (stop_bridge_ != nullptr) release_stop_bridge(stop_bridge_);
 }
 
 std::stop_token state_stop_token(CancelStateHeader* header) {

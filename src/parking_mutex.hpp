@@ -39,8 +39,10 @@ class ParkingMutex {
   }
 
   void unlock() noexcept {
-    // release: publishes this critical section to the next locker's acquire.
-    if (state_.exchange(kUnlocked, std::memory_order_release) == kContended) state_.notify_one();
+    // seq_cst (the same instruction as release on x86): publishes this critical section to the
+    // next locker's acquire, and orders the store before notify_one()'s check of libstdc++'s
+    // waiter count, the store-load pair that keeps a parking waiter from missing its wake-up.
+    if (state_.exchange(kUnlocked, std::memory_order_seq_cst) == kContended) state_.notify_one();
   }
 
  private:
@@ -62,6 +64,7 @@ class ParkingMutex {
     }
     // acquire: pairs with unlock()'s release when the exchange finds the mutex free.
     while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
+      // relaxed: only decides whether to sleep; the exchange above (acquire) takes the lock.
       state_.wait(kContended, std::memory_order_relaxed);
     }
   }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <stop_token>
 #include <thread>
 #include <utility>
@@ -348,4 +349,34 @@ TEST(CancelToken, EveryCallbackPayloadIsDestroyedExactlyOnce) {
   }
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(destroyed.load(), 3);
+}
+
+TEST(CancelToken, ANestedCallbackMayDeregisterTheOuterCallbackRunningOnItsThread) {
+  const kc::CancelToken first;
+  const kc::CancelToken second;
+  int outer_calls = 0;
+  kc::CancelRegistration outer;
+  const auto inner = second.on_cancel([&outer] { outer.reset(); });  // must not wait for itself
+  outer = first.on_cancel([&] {
+    ++outer_calls;
+    second.cancel();
+  });
+  first.cancel();
+  EXPECT_EQ(outer_calls, 1);
+  EXPECT_FALSE(outer.active());
+}
+
+TEST(CancelToken, AStopCallbackMayWaitForAThreadThatDropsTheLastToken) {
+  const kc::CancelToken root;
+  auto child = std::make_unique<kc::CancelToken>(root.child_token());
+  std::atomic<bool> dropped{false};
+  const std::stop_callback callback(child->stop_token(), [&] {
+    std::thread dropper([&] {
+      child.reset();  // the state dies while its bridge runs on the cancelling thread
+      dropped.store(true);
+    });
+    dropper.join();
+  });
+  root.cancel();
+  EXPECT_TRUE(dropped.load());
 }

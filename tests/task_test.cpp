@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <coroutine>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -164,3 +166,48 @@ TEST(Task, ATaskSuspendedOnAnotherThreadsEventCompletesSyncWait) {
   EXPECT_EQ(kc::sync_wait(waiter(token)), 3);
   canceller.join();
 }
+
+namespace {
+// A coroutine started by hand (not a Task), so the test can resume it directly.
+struct Manual {
+  struct promise_type {
+    Manual get_return_object() { return Manual{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  explicit Manual(std::coroutine_handle<promise_type> h) : handle(h) {}
+  Manual(Manual&& other) noexcept : handle(std::exchange(other.handle, {})) {}
+  Manual(const Manual&) = delete;
+  Manual& operator=(const Manual&) = delete;
+  Manual& operator=(Manual&&) = delete;
+  ~Manual() {
+    if (handle) handle.destroy();
+  }
+  std::coroutine_handle<promise_type> handle;
+};
+
+Manual await_value_into(int* out) { *out = co_await value_of(7); }
+}  // namespace
+
+TEST(Task, ResumingACoroutineByHandInsideATaskRunsItsAwaitsBeforeResumeReturns) {
+  auto outer = []() -> kc::Task<int> {
+    int value = 0;
+    Manual inner = await_value_into(&value);
+    inner.handle.resume();  // plain resume() from inside a running Task
+    const bool done = inner.handle.done();
+    co_return done ? value : -1;
+  };
+  EXPECT_EQ(kc::sync_wait(outer()), 7);
+}
+
+namespace {
+template <class T, class U>
+concept CanReturn = requires(kc::detail::TaskPromise<T>& promise, U&& value) {
+  promise.return_value(std::forward<U>(value));
+};
+static_assert(CanReturn<const std::string&, std::string&>);
+static_assert(!CanReturn<const std::string&, std::string>, "a reference task must not bind a temporary");
+static_assert(CanReturn<std::string, std::string>);
+}  // namespace

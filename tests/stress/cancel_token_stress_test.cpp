@@ -243,3 +243,23 @@ TEST(CancelTokenStress, ChildrenWithStopTokensDroppedDuringCancelAreFreed) {
     EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
   }
 }
+
+TEST(CancelTokenStress, DroppingGrandchildrenWhileTheRootIsCancelledIsSafe) {
+  for (int round = 0; round < kRounds; ++round) {
+    const kc::CancelToken root;
+    std::vector<kc::CancelToken> grandchildren;
+    for (int i = 0; i < 100; ++i) {
+      const kc::CancelToken child = root.child_token();  // dropped: only its grandchild keeps it
+      grandchildren.push_back(child.child_token());
+    }
+    std::barrier start(2);
+    std::thread dropper([&] {
+      start.arrive_and_wait();
+      grandchildren.clear();  // each drop may free a child the walk is looking at
+    });
+    start.arrive_and_wait();
+    root.cancel();
+    dropper.join();
+    EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
+  }
+}

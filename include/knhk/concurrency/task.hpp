@@ -37,7 +37,7 @@ class TaskPromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       // The one resumption path: transfer to the continuation, or return to whoever resumed us.
       std::coroutine_handle<> next = self.promise().continuation_;
-      return next ? transfer_to(next) : std::noop_coroutine();
+      return next ? transfer_to(self, next) : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
   };
@@ -56,9 +56,11 @@ class TaskPromise final : public TaskPromiseBase {
  public:
   Task<T> get_return_object() noexcept;
 
+  // A reference task returns lvalues only: binding a temporary would dangle once the frame ends.
   template <class U = T>
-  requires std::is_convertible_v<U&&, T>
-  void return_value(U&& value) noexcept(noexcept(std::declval<TaskResult<T>&>().set_value(std::forward<U>(value)))) {
+  requires std::is_convertible_v<U&&, T> &&
+      (!std::is_reference_v<T> || std::is_lvalue_reference_v<U&&>)void return_value(U&& value) noexcept(
+          noexcept(std::declval<TaskResult<T>&>().set_value(std::forward<U>(value)))) {
     result_.set_value(std::forward<U>(value));
   }
   void unhandled_exception() noexcept { result_.set_exception(std::current_exception()); }
@@ -119,7 +121,7 @@ class [[nodiscard]] Task {
     [[nodiscard]] bool await_ready() const noexcept { return !handle_ || handle_.done(); }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
       handle_.promise().set_continuation(awaiting);
-      return detail::transfer_to(handle_);  // start the task by symmetric transfer
+      return detail::transfer_to(awaiting, handle_);  // start the task by symmetric transfer
     }
     T await_resume() {
       if (!handle_) throw std::logic_error("knhk: co_await on an empty Task");

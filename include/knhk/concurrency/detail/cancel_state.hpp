@@ -16,6 +16,7 @@ namespace knhk::concurrency::detail {
 //   linked --owner deregisters--> idle
 //   pending --owner deregisters--> abandoning --> abandoned (runner frees the node) or
 //                                               --> passed (runner went by; owner frees it)
+//   running --a stop bridge's dying state lets go--> orphaned (runner frees it after invoking)
 // Every node lives on the heap, and `manage` destroys its payload or frees it, so that an owner
 // deregistering a node a runner has not reached yet can hand the memory over instead of waiting.
 struct CancelCallback {
@@ -23,7 +24,7 @@ struct CancelCallback {
   using InvokeFn = void (*)(CancelCallback* self) noexcept;
   using ManageFn = void (*)(CancelCallback* self, Op op) noexcept;
 
-  enum Phase : std::uint32_t { kIdle, kLinked, kPending, kRunning, kDone, kAbandoning, kAbandoned, kPassed };
+  enum Phase : std::uint32_t { kIdle, kLinked, kPending, kRunning, kDone, kAbandoning, kAbandoned, kPassed, kOrphaned };
 
   CancelCallback(InvokeFn invoke_fn, ManageFn manage_fn) noexcept : invoke(invoke_fn), manage(manage_fn) {}
 
@@ -36,9 +37,6 @@ struct CancelCallback {
   // kIdle/kLinked change only under the state's lock; the later phases by compare-exchange
   // between the runner and the owner. Waited on (std::atomic::wait) by an owner that must wait.
   std::atomic<std::uint32_t> phase{kIdle};
-  // Written by the runner just before invoking; read only on the runner's thread, by a callback
-  // that deregisters itself.
-  bool* destroyed_during_run = nullptr;
 };
 
 class CancelStateHeader {
