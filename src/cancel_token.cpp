@@ -58,6 +58,7 @@
 //
 // References: tokio-util's CancellationToken (tree of nodes, eager propagation); the libstdc++
 // std::stop_token implementation (a callback deregistering itself while it runs).
+#include <array>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -224,6 +225,36 @@ struct WalkItem {
   bool expanded;
 };
 
+// The walk's explicit stack: inline up to kInline entries, so an ordinary cancel allocates
+// nothing; a deeper or wider tree spills to the heap (where running out of memory ends the
+// program, as in any noexcept function).
+class WalkStack {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  WalkItem& back() noexcept { return at(size_ - 1); }
+  void push_back(WalkItem item) {
+    if (size_ < kInline) {
+      inline_[size_] = item;
+    } else {
+      spill_.push_back(item);
+    }
+    ++size_;
+  }
+  void pop_back() noexcept {
+    --size_;
+    if (size_ >= kInline) spill_.pop_back();
+  }
+
+ private:
+  // Holds a walk of depth 32, or of one node with 31 children that have children of their own.
+  static constexpr std::size_t kInline = 32;
+  WalkItem& at(std::size_t i) noexcept { return i < kInline ? inline_[i] : spill_[i - kInline]; }
+
+  std::array<WalkItem, kInline> inline_{};
+  std::vector<WalkItem> spill_;
+  std::size_t size_ = 0;
+};
+
 }  // namespace
 
 CancelStateHeader* new_root_state() { return new CancelState(nullptr); }
@@ -269,7 +300,7 @@ void cancel_state(CancelStateHeader* header) noexcept {
   // acquire: pairs with the release store that finished flagging this subtree (Protocol step 1).
   if (root->subtree_flagged_.load(std::memory_order_acquire)) return;
 
-  std::vector<WalkItem> stack;
+  WalkStack stack;
   Batch batch;
   retain_state(root);
   stack.push_back({root, false});

@@ -108,7 +108,8 @@ class CancelToken {
 namespace detail {
 inline CancelStateHeader* CancelTokenAccess::state(const CancelToken& token) noexcept { return token.state_; }
 
-/// The number of live children linked under `token` (for tests and the benchmark's checks).
+/// The number of children linked under `token` (for tests and the benchmark's checks). A child
+/// whose last reference is being dropped on another thread may still be counted for a moment.
 inline std::size_t linked_child_count(const CancelToken& token) noexcept {
   return linked_child_count(CancelTokenAccess::state(token));
 }
@@ -161,6 +162,8 @@ class [[nodiscard]] CancelRegistration {
 /// materialises it in the awaiting coroutine's frame. Suspending registers a small heap node whose
 /// callback resumes the waiter; destroying the awaiter (the frame died while waiting) deregisters
 /// it without ever waiting for a cancel that has not reached it.
+/// Precondition: a frame suspended here is not destroyed while another thread may be cancelling
+/// its token (destroying a coroutine that another thread may resume is a race in any library).
 class [[nodiscard]] CancelledAwaiter {
  public:
   explicit CancelledAwaiter(detail::CancelStateHeader* state) noexcept : state_(state) {

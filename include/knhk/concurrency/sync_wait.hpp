@@ -25,7 +25,8 @@ namespace knhk::concurrency {
 namespace detail {
 
 // A one-shot event. The setter touches the event only while holding its mutex, so the waiter may
-// destroy it as soon as wait() returns.
+// destroy it as soon as wait() returns (POSIX allows destroying a mutex as soon as it is unlocked,
+// and glibc's unlock does not touch it after letting a waiter in).
 class OneShotEvent {
  public:
   void set() noexcept {

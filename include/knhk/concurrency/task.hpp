@@ -10,6 +10,8 @@
 // Blocking: never. Awaiting suspends the awaiting coroutine; nothing blocks a thread.
 // Lifetime: the Task owns the coroutine frame. Destroying a Task destroys the frame whether or not
 //   it ran; destroying a Task while it is running (i.e. from inside itself) is undefined.
+// Toolchains: g++ 12 and clang++ 14 (libstdc++). Correctness relies on the compiler not touching a
+//   frame after an await_suspend that let another thread resume it, which both honour.
 #pragma once
 
 #include <coroutine>
@@ -133,7 +135,7 @@ class [[nodiscard]] Task {
   };
 
   /// Starts the task and resumes the awaiter with its value (moved out) or its exception.
-  /// A task is awaited once.
+  /// A task is awaited once: a second await (concurrent or after completion) is undefined.
   Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
   Awaiter operator co_await() & noexcept { return Awaiter{handle_}; }
 
