@@ -7,33 +7,25 @@
 #include <optional>
 #include <stop_token>
 
+#include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "parking_mutex.hpp"
 
 namespace knhk::concurrency::detail {
 
-// The std::stop_source behind CancelToken::stop_token(), made on first use. Its callback node
-// sits in the state's callback list like a user registration; the state owns it and deregisters
-// it like any owner when it dies (it holds no reference to the state, or the state would keep
-// itself alive).
-struct StopBridge final : CancelCallback {
-  StopBridge() : CancelCallback(&StopBridge::request_stop, &StopBridge::manage_bridge) {}
+// The std::stop_source behind CancelToken::stop_token(), made on first use: an ordinary heap
+// callback node in the state's list, owned by the state, which lets go of it like any owner when
+// it dies (it holds no reference to the state, or the state would keep itself alive).
+struct StopRequester {
+  std::stop_source source;
   // Runs on a copy of the source: a std::stop_callback may drop the last token and with it the
   // bridge while request_stop() is still running.
-  static void request_stop(CancelCallback* self) noexcept {
-    std::stop_source source = *static_cast<StopBridge*>(self)->source;
-    source.request_stop();
+  void operator()() const noexcept {
+    std::stop_source running = source;
+    running.request_stop();
   }
-  static void manage_bridge(CancelCallback* self, Op op) noexcept {
-    auto* bridge = static_cast<StopBridge*>(self);
-    if (op == Op::destroy_payload) {
-      bridge->source.reset();
-    } else {
-      delete bridge;
-    }
-  }
-  std::optional<std::stop_source> source{std::in_place};
 };
+using StopBridge = CancelCallbackFn<StopRequester>;
 
 class CancelState final : public CancelStateHeader {
  public:

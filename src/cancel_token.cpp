@@ -152,7 +152,7 @@ void invoke_claimed(CancelCallback* node) noexcept {
   node->invoke(node);
   tls_invoking = frame.outer;
   if (frame.destroyed) return;  // it was deregistered from inside: the node may be gone (Invariant 6)
-  if (node->manage == &StopBridge::manage_bridge) {
+  if (node->manage == &StopBridge::manage_fn) {
     // A bridge's owner (its dying state) never waits: it may have orphaned the node meanwhile.
     // acq_rel: pairs with the compare-exchange in release_stop_bridge(); whoever moves second frees.
     if (node->phase.exchange(CancelCallback::kDone, std::memory_order_acq_rel) == CancelCallback::kOrphaned) {
@@ -419,7 +419,7 @@ CancelState::~CancelState() {
 std::stop_token state_stop_token(CancelStateHeader* header) {
   if (header == nullptr) return {};
   CancelState* state = as_state(header);
-  auto fresh = std::make_unique<StopBridge>();  // allocated outside the lock; usually used
+  auto fresh = std::make_unique<StopBridge>(StopRequester{});  // allocated outside the lock; usually used
   std::stop_token token;
   bool cancelled = false;
   {
@@ -429,12 +429,12 @@ std::stop_token state_stop_token(CancelStateHeader* header) {
       state->stop_bridge_ = fresh.release();
       if (!cancelled) push_callback(state, state->stop_bridge_);
     }
-    token = state->stop_bridge_->source->get_token();
+    token = state->stop_bridge_->fn_->source.get_token();
   }
   // Outside the lock: request_stop() runs the std::stop_callbacks registered on the source.
   // Every caller that saw the flag asks (idempotent), so no caller returns an unstopped token
   // for a cancelled state.
-  if (cancelled) state->stop_bridge_->source->request_stop();
+  if (cancelled) state->stop_bridge_->fn_->source.request_stop();
   return token;
 }
 

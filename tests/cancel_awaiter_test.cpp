@@ -2,8 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <coroutine>
-#include <exception>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -11,6 +9,7 @@
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/sync_wait.hpp"
 #include "knhk/concurrency/task.hpp"
+#include "support/manual_coroutine.hpp"
 
 namespace kc = knhk::concurrency;
 
@@ -24,36 +23,20 @@ kc::Task<void> wait_then_count(kc::CancelToken token, std::atomic<int>* resumed)
 // Starts `task` on this thread and leaves it suspended wherever it first waits.
 class Started {
  public:
-  explicit Started(kc::Task<void> task) : task_(std::move(task)), driver_(drive(task_)) {}
+  explicit Started(kc::Task<void> task) : task_(std::move(task)), driver_(drive(task_, &finished_)) {
+    driver_.handle.resume();
+  }
   [[nodiscard]] bool finished() const { return finished_; }
 
  private:
-  struct Driver {
-    struct promise_type {
-      Driver get_return_object() { return Driver{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-      std::suspend_never initial_suspend() noexcept { return {}; }
-      std::suspend_always final_suspend() noexcept { return {}; }
-      void return_void() {}
-      void unhandled_exception() { std::terminate(); }
-    };
-    explicit Driver(std::coroutine_handle<promise_type> h) : handle(h) {}
-    Driver(Driver&& other) noexcept : handle(std::exchange(other.handle, {})) {}
-    Driver(const Driver&) = delete;
-    Driver& operator=(const Driver&) = delete;
-    Driver& operator=(Driver&&) = delete;
-    ~Driver() {
-      if (handle) handle.destroy();
-    }
-    std::coroutine_handle<promise_type> handle;
-  };
-  Driver drive(kc::Task<void>& task) {
+  static kc::testing::ManualCoroutine drive(kc::Task<void>& task, bool* finished) {
     co_await task;
-    finished_ = true;
+    *finished = true;
   }
 
   kc::Task<void> task_;
   bool finished_ = false;
-  Driver driver_;
+  kc::testing::ManualCoroutine driver_;
 };
 
 }  // namespace

@@ -3,8 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include <coroutine>
-#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -13,6 +11,7 @@
 
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/sync_wait.hpp"
+#include "support/manual_coroutine.hpp"
 
 namespace kc = knhk::concurrency;
 
@@ -168,33 +167,15 @@ TEST(Task, ATaskSuspendedOnAnotherThreadsEventCompletesSyncWait) {
 }
 
 namespace {
-// A coroutine started by hand (not a Task), so the test can resume it directly.
-struct Manual {
-  struct promise_type {
-    Manual get_return_object() { return Manual{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() {}
-    void unhandled_exception() { std::terminate(); }
-  };
-  explicit Manual(std::coroutine_handle<promise_type> h) : handle(h) {}
-  Manual(Manual&& other) noexcept : handle(std::exchange(other.handle, {})) {}
-  Manual(const Manual&) = delete;
-  Manual& operator=(const Manual&) = delete;
-  Manual& operator=(Manual&&) = delete;
-  ~Manual() {
-    if (handle) handle.destroy();
-  }
-  std::coroutine_handle<promise_type> handle;
-};
+using kc::testing::ManualCoroutine;
 
-Manual await_value_into(int* out) { *out = co_await value_of(7); }
+ManualCoroutine await_value_into(int* out) { *out = co_await value_of(7); }
 }  // namespace
 
 TEST(Task, ResumingACoroutineByHandInsideATaskRunsItsAwaitsBeforeResumeReturns) {
   auto outer = []() -> kc::Task<int> {
     int value = 0;
-    Manual inner = await_value_into(&value);
+    ManualCoroutine inner = await_value_into(&value);
     inner.handle.resume();  // plain resume() from inside a running Task
     const bool done = inner.handle.done();
     co_return done ? value : -1;

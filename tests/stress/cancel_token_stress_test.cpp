@@ -23,26 +23,34 @@ constexpr int kRounds = 60;
 #else
 constexpr int kRounds = 300;
 #endif
+
+// Runs work(0) and work(1) on two threads released together with token.cancel() on this one.
+template <class Work>
+void race_with_cancel(const kc::CancelToken& token, Work work) {
+  std::barrier start(3);
+  auto run = [&](std::size_t id) {
+    start.arrive_and_wait();
+    work(id);
+  };
+  std::thread first(run, std::size_t{0});
+  std::thread second(run, std::size_t{1});
+  start.arrive_and_wait();
+  token.cancel();
+  first.join();
+  second.join();
+}
 }  // namespace
 
 TEST(CancelTokenStress, CancelRacingWithChildCreationMissesNoChild) {
   for (int round = 0; round < kRounds; ++round) {
     const kc::CancelToken root;
     std::vector<kc::CancelToken> before_or_after[2];
-    std::barrier start(3);
-    auto creator = [&](std::vector<kc::CancelToken>& out) {
-      start.arrive_and_wait();
+    race_with_cancel(root, [&](std::size_t id) {
       for (int i = 0; i < 200; ++i) {
-        out.push_back(root.child_token());
-        out.push_back(out.back().child_token());
+        before_or_after[id].push_back(root.child_token());
+        before_or_after[id].push_back(before_or_after[id].back().child_token());
       }
-    };
-    std::thread first(creator, std::ref(before_or_after[0]));
-    std::thread second(creator, std::ref(before_or_after[1]));
-    start.arrive_and_wait();
-    root.cancel();
-    first.join();
-    second.join();
+    });
     for (const auto& tokens : before_or_after) {
       for (const kc::CancelToken& token : tokens) {
         ASSERT_TRUE(token.is_cancelled()) << "round " << round;
@@ -59,9 +67,7 @@ TEST(CancelTokenStress, CancelRacingWithRegistrationRunsEachCallbackExactlyOnceO
     std::vector<std::atomic<int>> kept_calls(2 * kPerThread);
     std::vector<std::atomic<int>> dropped_calls(2 * kPerThread);
     std::vector<kc::CancelRegistration> kept[2];
-    std::barrier start(3);
-    auto registrar = [&](std::size_t id) {
-      start.arrive_and_wait();
+    race_with_cancel(root, [&](std::size_t id) {
       for (std::size_t i = 0; i < kPerThread; ++i) {
         const std::size_t slot = id * kPerThread + i;
         const kc::CancelToken& target = (i % 2 == 0) ? root : child;
@@ -69,13 +75,7 @@ TEST(CancelTokenStress, CancelRacingWithRegistrationRunsEachCallbackExactlyOnceO
         auto dropped = target.on_cancel([&dropped_calls, slot] { dropped_calls[slot].fetch_add(1); });
         dropped.reset();  // before or after the cancel: it runs at most once
       }
-    };
-    std::thread first(registrar, std::size_t{0});
-    std::thread second(registrar, std::size_t{1});
-    start.arrive_and_wait();
-    root.cancel();
-    first.join();
-    second.join();
+    });
     for (std::size_t slot = 0; slot < 2 * kPerThread; ++slot) {
       ASSERT_EQ(kept_calls[slot].load(), 1) << "round " << round << " slot " << slot;
       ASSERT_LE(dropped_calls[slot].load(), 1) << "round " << round << " slot " << slot;
@@ -142,21 +142,13 @@ TEST(CancelTokenStress, ConcurrentCancelsEachReturnWithEveryDescendantFlagged) {
 TEST(CancelTokenStress, DroppingChildrenWhileTheParentIsCancelledIsSafe) {
   for (int round = 0; round < kRounds; ++round) {
     const kc::CancelToken root;
-    std::barrier start(3);
-    auto churn = [&] {
-      start.arrive_and_wait();
+    race_with_cancel(root, [&](std::size_t /*id*/) {
       for (int i = 0; i < 300; ++i) {
         const kc::CancelToken child = root.child_token();
         const kc::CancelToken grandchild = child.child_token();
         const auto registration = grandchild.on_cancel([] {});
       }
-    };
-    std::thread first(churn);
-    std::thread second(churn);
-    start.arrive_and_wait();
-    root.cancel();
-    first.join();
-    second.join();
+    });
     EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
   }
 }
@@ -180,17 +172,9 @@ TEST(CancelTokenStress, StopTokensRequestedConcurrentlyWithCancelAllSeeTheStop) 
   for (int round = 0; round < kRounds; ++round) {
     const kc::CancelToken token;
     std::vector<std::stop_token> seen[2];
-    std::barrier start(3);
-    auto asker = [&](std::vector<std::stop_token>& out) {
-      start.arrive_and_wait();
-      for (int i = 0; i < 50; ++i) out.push_back(token.stop_token());
-    };
-    std::thread first(asker, std::ref(seen[0]));
-    std::thread second(asker, std::ref(seen[1]));
-    start.arrive_and_wait();
-    token.cancel();
-    first.join();
-    second.join();
+    race_with_cancel(token, [&](std::size_t id) {
+      for (int i = 0; i < 50; ++i) seen[id].push_back(token.stop_token());
+    });
     for (const auto& tokens : seen) {
       for (const std::stop_token& stop : tokens) {
         ASSERT_TRUE(stop.stop_requested()) << "round " << round;
@@ -225,21 +209,13 @@ TEST(CancelTokenStress, DeregistrationsRacingWithCancelNeverRunACallbackTwiceNor
 TEST(CancelTokenStress, ChildrenWithStopTokensDroppedDuringCancelAreFreed) {
   for (int round = 0; round < kRounds; ++round) {
     const kc::CancelToken root;
-    std::barrier start(3);
-    auto churn = [&] {
-      start.arrive_and_wait();
+    race_with_cancel(root, [&](std::size_t /*id*/) {
       for (int i = 0; i < 200; ++i) {
         const kc::CancelToken child = root.child_token();
         const std::stop_token stop = child.stop_token();
         (void)stop.stop_requested();
       }
-    };
-    std::thread first(churn);
-    std::thread second(churn);
-    start.arrive_and_wait();
-    root.cancel();
-    first.join();
-    second.join();
+    });
     EXPECT_EQ(kc::detail::linked_child_count(root), 0U);
   }
 }
