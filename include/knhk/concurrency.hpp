@@ -3,5 +3,7 @@
 
 #include "knhk/concurrency/cancel_token.hpp"  // IWYU pragma: export
 #include "knhk/concurrency/errors.hpp"        // IWYU pragma: export
+#include "knhk/concurrency/executor.hpp"      // IWYU pragma: export
+#include "knhk/concurrency/join_handle.hpp"   // IWYU pragma: export
 #include "knhk/concurrency/sync_wait.hpp"     // IWYU pragma: export
 #include "knhk/concurrency/task.hpp"          // IWYU pragma: export

@@ -1,0 +1,109 @@
+// TaskRecord: one unit of work as it travels through the executor's queues.
+//
+// A record is an intrusive header (`next`, for the injector) plus a function pointer that runs the
+// work and then frees the record. The callable is stored inline in the same block. Blocks of up to
+// kRecordBlockSize bytes come from a per-thread free list, so spawning a small callable allocates
+// nothing in steady state; larger callables use the heap.
+//
+// Thread safety: a record belongs to one party at a time (spawner, queue, running worker).
+// A block freed on another thread than the one that allocated it simply joins that thread's list.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace knhk::concurrency::detail {
+
+class ExecutorState;
+
+struct TaskRecord {
+  // Runs the work (or, if its token is already cancelled, completes it unrun) and frees the record.
+  using ExecuteFn = void (*)(TaskRecord* self) noexcept;
+
+  explicit TaskRecord(ExecuteFn fn) noexcept : execute(fn) {}
+
+  TaskRecord* next = nullptr;  // the injector's link; unused while in a local queue
+  const ExecuteFn execute;
+};
+
+// Sized so that a record with a lambda capturing a handful of pointers fits (W1's tasks need 16).
+inline constexpr std::size_t kRecordBlockSize = 128;
+// A thread keeps at most this many free blocks (512 KiB); above that, blocks go back to the heap.
+inline constexpr std::size_t kRecordPoolLimit = 4096;
+
+struct RecordPool {
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+  FreeBlock* head = nullptr;
+  std::size_t size = 0;
+
+  ~RecordPool() {
+    while (head != nullptr) ::operator delete(std::exchange(head, head->next));
+  }
+};
+
+inline thread_local RecordPool tls_record_pool;
+
+inline void* allocate_record_block(std::size_t bytes) {
+  if (bytes <= kRecordBlockSize) {
+    RecordPool& pool = tls_record_pool;
+    if (pool.head != nullptr) {
+      --pool.size;
+      return std::exchange(pool.head, pool.head->next);
+    }
+    return ::operator new(kRecordBlockSize);
+  }
+  return ::operator new(bytes);
+}
+
+inline void free_record_block(void* block, std::size_t bytes) noexcept {
+  if (bytes <= kRecordBlockSize) {
+    RecordPool& pool = tls_record_pool;
+    if (pool.size < kRecordPoolLimit) {
+      auto* free_block = static_cast<RecordPool::FreeBlock*>(block);
+      free_block->next = pool.head;
+      pool.head = free_block;
+      ++pool.size;
+      return;
+    }
+  }
+  ::operator delete(block);
+}
+
+// A record that owns callable F and, when executed, calls `complete(fn)`, which decides whether to
+// run it (not when its token is already cancelled) and where the outcome goes (a join state, or
+// the executor's unhandled-exception handler).
+template <class F, class Complete>
+struct CallableRecord final : TaskRecord {
+  template <class G, class C>
+  CallableRecord(G&& g, C&& c)
+      : TaskRecord(&CallableRecord::execute_fn), fn(std::forward<G>(g)), complete(std::forward<C>(c)) {}
+
+  static void execute_fn(TaskRecord* self) noexcept {
+    auto* record = static_cast<CallableRecord*>(self);
+    record->complete(record->fn);
+    record->~CallableRecord();
+    free_record_block(record, sizeof(CallableRecord));
+  }
+
+  F fn;
+  Complete complete;
+};
+
+template <class F, class Complete>
+TaskRecord* make_callable_record(F&& fn, Complete&& complete) {
+  using Record = CallableRecord<std::decay_t<F>, std::decay_t<Complete>>;
+  void* block = allocate_record_block(sizeof(Record));
+  try {
+    return ::new (block) Record(std::forward<F>(fn), std::forward<Complete>(complete));
+  } catch (...) {
+    free_record_block(block, sizeof(Record));
+    throw;
+  }
+}
+
+}  // namespace knhk::concurrency::detail

@@ -1,0 +1,200 @@
+// WorkStealingExecutor: a fixed pool of workers, each with a local run queue, a global injector,
+// random-victim stealing, and workers that park when there is nothing to do.
+//
+// Thread safety: every member may be called from any thread, except that shutdown() and the
+//   destructor must not be called from one of the executor's own workers (std::logic_error).
+// Blocking: spawn() never blocks; shutdown() and the destructor wait for every task spawned so
+//   far; JoinHandle::get() blocks outside the workers and helps on them.
+// Happens-before: everything before spawn() happens before the task runs; everything the task did
+//   happens before its JoinHandle::get() returns and before shutdown() returns.
+// Lifetime: not copyable, not movable; tasks must not outlive it (shutdown() waits for them).
+//
+// How a task flows from spawn() to a worker and back is described in docs/ARCHITECTURE.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/task_record.hpp"
+#include "knhk/concurrency/errors.hpp"
+#include "knhk/concurrency/join_handle.hpp"
+#include "knhk/concurrency/task.hpp"
+
+namespace knhk::concurrency {
+
+struct WorkerConfig {
+  /// Number of worker threads; 0 is rejected with std::invalid_argument.
+  std::size_t worker_count = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  /// Victims a worker tries in one search round before it considers parking.
+  std::size_t max_steal_attempts = 16;
+  /// A parked worker is woken by new work at once; this bounds how long it sleeps between checks.
+  std::chrono::milliseconds park_timeout{100};
+  bool enable_telemetry = true;
+  std::string thread_name = "knhk-worker";
+};
+
+struct ExecutorMetrics {
+  std::uint64_t tasks_spawned = 0;
+  std::uint64_t tasks_completed = 0;  // ran to the end, normally or with an exception
+  std::uint64_t tasks_failed = 0;     // fire-and-forget tasks that ended with an exception
+  std::uint64_t tasks_stolen = 0;     // taken from another worker's local queue
+  std::uint64_t tasks_cancelled = 0;  // never run: their token was cancelled before they started
+  std::uint64_t steal_attempts = 0;
+  std::uint64_t parks = 0;
+  std::uint64_t injector_pops = 0;    // tasks taken from the global queue
+  std::uint64_t local_overflows = 0;  // times a full local queue moved half to the injector
+  std::size_t workers_idle = 0;       // parked right now
+  double cpu_utilization = 0;         // busy time of the workers over their wall time, 0..1
+};
+
+namespace detail {
+
+class ExecutorState;
+
+template <class T>
+struct IsTask : std::false_type {};
+template <class T>
+struct IsTask<Task<T>> : std::true_type {};
+
+// Out of line (src/executor.cpp).
+void begin_spawn(ExecutorState* executor);             // counts the task; throws ExecutorShutdown
+void abandon_spawn(ExecutorState* executor) noexcept;  // undoes begin_spawn (the record failed)
+void enqueue(ExecutorState* executor, TaskRecord* record) noexcept;
+bool executor_cancelled(ExecutorState* executor) noexcept;
+void note_cancelled_before_start(ExecutorState* executor) noexcept;
+void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;
+const CancelToken& executor_token(ExecutorState* executor) noexcept;
+
+// Completion of a fire-and-forget task: skipped if the executor's token is already cancelled (a
+// task's token descends from it); Cancelled is not a failure; anything else is reported.
+struct DetachedCompletion {
+  ExecutorState* executor;
+
+  template <class F>
+  void operator()(F& fn) noexcept {
+    if (executor_cancelled(executor)) {
+      note_cancelled_before_start(executor);
+      return;
+    }
+    try {
+      fn();
+    } catch (const Cancelled&) {
+      // a cooperative stop, not a failure
+    } catch (...) {
+      report_unhandled(executor, std::current_exception());
+    }
+  }
+};
+
+// Completion of a task with a handle: the outcome goes to the join state.
+template <class T>
+struct HandleCompletion {
+  JoinState<T>* state;
+
+  template <class F>
+  void operator()(F& fn) noexcept {
+    if (state->token().is_cancelled()) {
+      note_cancelled_before_start(state->executor());
+      state->result().set_exception(std::make_exception_ptr(Cancelled{}));
+    } else {
+      try {
+        if constexpr (std::is_void_v<T>) {
+          fn();
+          state->result().set_value();
+        } else {
+          state->result().set_value(fn());
+        }
+      } catch (...) {
+        state->result().set_exception(std::current_exception());
+      }
+    }
+    state->mark_done();
+    state->release();
+  }
+};
+
+template <class F, class Completion>
+void spawn_record(ExecutorState* executor, F&& work, Completion completion) {
+  begin_spawn(executor);
+  TaskRecord* record = nullptr;
+  try {
+    record = make_callable_record(std::forward<F>(work), std::move(completion));
+  } catch (...) {
+    abandon_spawn(executor);
+    throw;
+  }
+  enqueue(executor, record);
+}
+
+}  // namespace detail
+
+class WorkStealingExecutor {
+ public:
+  explicit WorkStealingExecutor(std::size_t worker_count);
+  explicit WorkStealingExecutor(WorkerConfig config = {});
+  ~WorkStealingExecutor();
+
+  WorkStealingExecutor(const WorkStealingExecutor&) = delete;
+  WorkStealingExecutor& operator=(const WorkStealingExecutor&) = delete;
+  WorkStealingExecutor(WorkStealingExecutor&&) = delete;
+  WorkStealingExecutor& operator=(WorkStealingExecutor&&) = delete;
+
+  /// Fire-and-forget. From a worker of this executor the task goes to that worker's local queue,
+  /// from any other thread to the global queue. Throws ExecutorShutdown when called from outside
+  /// once shutdown() has begun.
+  template <class F>
+  void spawn(F&& work) {
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    static_assert(std::is_void_v<R>, "spawn() takes a callable returning void; use spawn_with_handle for results");
+    detail::spawn_record(state_.get(), std::forward<F>(work), detail::DetachedCompletion{state_.get()});
+  }
+
+  /// Like spawn(); the handle gives the callable's result (or its exception). The task gets its
+  /// own token, a child of token(), which JoinHandle::abort() cancels.
+  template <class F>
+  auto spawn_with_handle(F&& work) -> JoinHandle<std::invoke_result_t<std::decay_t<F>&>> {
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    static_assert(!detail::IsTask<std::remove_cvref_t<R>>::value,
+                  "coroutine tasks on the executor are a later step of the executor issue");
+    auto* join = new detail::JoinState<R>(state_.get(), detail::executor_token(state_.get()).child_token());
+    try {
+      detail::spawn_record(state_.get(), std::forward<F>(work), detail::HandleCompletion<R>{join});
+    } catch (...) {
+      join->release();  // the record's reference: never created
+      join->release();  // the handle's
+      throw;
+    }
+    return JoinHandle<R>{join};
+  }
+
+  /// Graceful and idempotent: refuses new work from outside (ExecutorShutdown), still accepts work
+  /// spawned by running tasks, waits until every task spawned so far has finished, joins the
+  /// workers. Fast shutdown: token().cancel() first, so queued tasks end without running.
+  void shutdown();
+
+  /// The executor's root token: the token of every task spawned on it descends from it.
+  [[nodiscard]] const CancelToken& token() const noexcept;
+  [[nodiscard]] std::size_t worker_count() const noexcept;
+  [[nodiscard]] ExecutorMetrics metrics() const;
+
+  /// Replaces the handler that receives exceptions escaping fire-and-forget tasks (default: one
+  /// line on stderr). Called on the worker that ran the task; must not throw.
+  void set_unhandled_exception_handler(std::function<void(std::exception_ptr)> handler);
+
+  /// The executor whose worker is calling, else nullptr.
+  [[nodiscard]] static WorkStealingExecutor* current() noexcept;
+
+ private:
+  std::unique_ptr<detail::ExecutorState> state_;
+};
+
+}  // namespace knhk::concurrency

@@ -1,0 +1,104 @@
+// JoinHandle<T>: the handle to one task spawned with WorkStealingExecutor::spawn_with_handle.
+//
+// Thread safety: a JoinHandle is a single-owner value; the task completes it from a worker.
+// Blocking: get() blocks the calling thread until the task ends, except on a worker of the same
+//   executor, where it runs other queued work while it waits (so one worker never deadlocks on
+//   itself).
+// Happens-before: everything the task did happens before get() returns.
+// Lifetime: destroying the handle detaches the task, which still runs to completion.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
+#include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/task_result.hpp"
+
+namespace knhk::concurrency {
+
+class WorkStealingExecutor;
+
+namespace detail {
+
+class ExecutorState;
+
+// Runs other work of `executor` until `done` becomes non-zero, or blocks when the calling thread
+// is not one of its workers (src/executor.cpp).
+void wait_for_completion(ExecutorState* executor, const std::atomic<std::uint32_t>& done) noexcept;
+
+// Shared by a JoinHandle and its task record; freed by whichever lets go last.
+template <class T>
+class JoinState {
+ public:
+  JoinState(ExecutorState* executor, CancelToken token) : executor_(executor), token_(std::move(token)) {}
+
+  void release() noexcept {
+    // acq_rel: the last owner must see the other's writes before destroying the state.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  TaskResult<T>& result() noexcept { return result_; }
+  const CancelToken& token() const noexcept { return token_; }
+  ExecutorState* executor() const noexcept { return executor_; }
+
+  void mark_done() noexcept {
+    // release: publishes the result to is_finished()/wait()'s acquire loads.
+    done_.store(1, std::memory_order_release);
+    done_.notify_all();
+  }
+  [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
+  void wait() noexcept { wait_for_completion(executor_, done_); }
+
+ private:
+  std::atomic<std::uint32_t> refs_{2};  // the handle and the task record
+  std::atomic<std::uint32_t> done_{0};  // 0 -> 1 once, by the task
+  ExecutorState* executor_;
+  CancelToken token_;  // the task's own token (abort() cancels it)
+  TaskResult<T> result_;
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] JoinHandle {
+ public:
+  JoinHandle() noexcept = default;
+  explicit JoinHandle(detail::JoinState<T>* state) noexcept : state_(state) {}
+  JoinHandle(JoinHandle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  JoinHandle& operator=(JoinHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  JoinHandle(const JoinHandle&) = delete;
+  JoinHandle& operator=(const JoinHandle&) = delete;
+  ~JoinHandle() { reset(); }
+
+  /// True once the task has ended (normally, with an exception, or cancelled before it started).
+  [[nodiscard]] bool is_finished() const noexcept { return state_ != nullptr && state_->is_done(); }
+
+  /// Waits for the task and returns its value or rethrows its exception. Call once.
+  T get() {
+    if (state_ == nullptr) throw std::logic_error("knhk: get() on an empty JoinHandle");
+    state_->wait();
+    return state_->result().take();
+  }
+
+  /// Cancels the task's token: a task that has not started never runs and its handle ends with
+  /// Cancelled; a running one sees its token cancelled (cooperative).
+  void abort() noexcept {
+    if (state_ != nullptr) state_->token().cancel();
+  }
+
+ private:
+  void reset() noexcept {
+    if (state_ != nullptr) std::exchange(state_, nullptr)->release();
+  }
+
+  detail::JoinState<T>* state_ = nullptr;
+};
+
+}  // namespace knhk::concurrency

@@ -1,0 +1,562 @@
+// The work-stealing executor: workers, spawning, searching, parking, shutdown, metrics.
+//
+// Life of a task: spawn() counts it in `outstanding_` (begin_spawn), wraps the callable in a
+// TaskRecord and enqueues it: on the calling worker's local queue when the caller is one of our
+// workers, else on the injector. notify_work() then wakes a parked worker if nobody is searching.
+// A worker takes work in this order: every kInjectorInterval-th task from the injector (so
+// injected work is never starved by a worker that keeps spawning locally), else its own queue
+// (newest first), else a search: random victims' queues (oldest first, half of a victim's queue
+// per steal), then the injector. When a search finds nothing, the worker parks. A record runs,
+// frees itself, and the worker counts it done in `outstanding_`.
+//
+// Idle protocol (after tokio's idle/searching scheme):
+//  1. `searching_` counts workers looking for work; `sleepers_` lists parked workers. A spawner
+//     wakes a parked worker only when no worker is searching, so a burst of spawns wakes one
+//     worker, not all (no thundering herd). A worker woken this way starts out searching.
+//  2. A worker that finds work while searching stops searching; if it was the last searcher and
+//     work is still visible, it wakes one more parked worker, so parallelism ramps up in a chain.
+//  3. No wake-up is lost: a spawner publishes its task, then (after a seq_cst fence) reads
+//     `searching_` and the sleeper count. A worker going to park first stops searching and
+//     registers as a sleeper, then (after a seq_cst fence) re-checks every queue. By the two
+//     fences, either the spawner sees the worker searching or registered (and a searcher will
+//     re-check, or the spawner wakes a sleeper), or the worker's re-check sees the task.
+//  4. A parked worker sleeps at most `park_timeout` between checks, which also bounds the cost of
+//     any wake-up this reasoning missed.
+//
+// Shutdown protocol:
+//  1. Refuse outside spawns: set `refusing_` (seq_cst). A spawn increments `outstanding_` first
+//     and then reads `refusing_` (seq_cst both), so either it sees the flag and backs out with
+//     ExecutorShutdown, or shutdown sees its increment and waits for the task.
+//  2. Spawns from running tasks are still accepted: they are counted before their parent ends.
+//  3. Wait until `outstanding_` is zero: every task spawned so far has finished.
+//  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
+//  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
+#include "knhk/concurrency/executor.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+#include "injector.hpp"
+#include "local_queue.hpp"
+#include "parking_mutex.hpp"
+
+namespace knhk::concurrency::detail {
+namespace {
+
+// How often a worker looks at the injector before its own queue: a prime, so it does not beat in
+// step with periodic spawning patterns (tokio uses 61 for the same reason).
+constexpr std::uint32_t kInjectorInterval = 61;
+
+using Clock = std::chrono::steady_clock;
+
+// Counters written only by their worker (a relaxed load and store, no read-modify-write) and read
+// by metrics() (relaxed: a snapshot needs no ordering with the tasks).
+struct alignas(64) WorkerCounters {
+  std::atomic<std::uint64_t> spawned{0};
+  std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> stolen{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> steal_attempts{0};
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> injector_pops{0};
+  std::atomic<std::uint64_t> overflows{0};
+  std::atomic<std::int64_t> busy_ns{0};     // finished busy stretches
+  std::atomic<std::int64_t> busy_since{0};  // start of the current stretch, 0 while parked
+
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+};
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct Worker {
+  explicit Worker(std::size_t i) : index(i), rng(0x9E3779B97F4A7C15ULL * (i + 1)) {}
+
+  const std::size_t index;
+  LocalQueue<TaskRecord> queue;
+  WorkerCounters counters;
+
+  // Owner-only state.
+  std::uint64_t rng;
+  std::uint32_t tick = 0;
+  bool searching = false;
+
+  // Parking: `woken` is set by a waker under `park_mutex`.
+  std::mutex park_mutex;
+  std::condition_variable park_cv;
+  bool woken = false;  // guarded by park_mutex
+
+  std::thread thread;
+
+  std::size_t random_below(std::size_t n) noexcept {  // xorshift64; owner only
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng % n;
+  }
+};
+
+namespace {
+thread_local Worker* tls_worker = nullptr;
+thread_local ExecutorState* tls_executor = nullptr;
+}  // namespace
+
+class ExecutorState {
+ public:
+  ExecutorState(WorkStealingExecutor* owner, WorkerConfig config) : owner_(owner), config_(std::move(config)) {
+    if (config_.worker_count == 0) throw std::invalid_argument("knhk: WorkerConfig::worker_count must be at least 1");
+    if (config_.max_steal_attempts == 0) config_.max_steal_attempts = 1;
+    workers_.reserve(config_.worker_count);
+    for (std::size_t i = 0; i < config_.worker_count; ++i) workers_.push_back(std::make_unique<Worker>(i));
+    started_ns_ = now_ns();
+    try {
+      for (auto& worker : workers_) {
+        worker->thread = std::thread([this, w = worker.get()] { run_worker(w); });
+        name_thread(*worker);
+      }
+    } catch (...) {
+      stop_and_join();
+      throw;
+    }
+  }
+
+  ~ExecutorState() { stop_and_join(); }
+
+  ExecutorState(const ExecutorState&) = delete;
+  ExecutorState& operator=(const ExecutorState&) = delete;
+
+  // --- spawning ---
+
+  [[nodiscard]] bool on_own_worker() const noexcept { return tls_executor == this && tls_worker != nullptr; }
+
+  void begin_spawn() {
+    // seq_cst increment then seq_cst load: Shutdown protocol step 1.
+    outstanding_.fetch_add(1, std::memory_order_seq_cst);
+    if (refusing_.load(std::memory_order_seq_cst) && !on_own_worker()) {
+      finish_one();
+      throw ExecutorShutdown();
+    }
+  }
+
+  void enqueue(TaskRecord* record) noexcept {
+    if (on_own_worker()) {
+      Worker* self = tls_worker;
+      auto owner = self->queue.owner();
+      while (!owner.push(record)) overflow(*self);
+      WorkerCounters::bump(self->counters.spawned);
+    } else {
+      injector_.push(record);
+      outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
+    }
+    notify_work();
+  }
+
+  void finish_one() noexcept {
+    // acq_rel: the last task's effects happen before shutdown() sees zero (acquire there).
+    if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) outstanding_.notify_all();
+  }
+
+  // --- outcomes ---
+
+  [[nodiscard]] bool cancelled() const noexcept { return token_.is_cancelled(); }
+  [[nodiscard]] const CancelToken& token() const noexcept { return token_; }
+
+  void note_cancelled() noexcept {
+    if (Worker* w = tls_worker) WorkerCounters::bump(w->counters.cancelled);
+  }
+
+  void report_unhandled(std::exception_ptr error) noexcept {
+    if (Worker* w = tls_worker) WorkerCounters::bump(w->counters.failed);
+    std::function<void(std::exception_ptr)> handler;
+    {
+      std::lock_guard lock(handler_mutex_);
+      handler = handler_;
+    }
+    if (handler) {
+      try {
+        handler(error);
+        return;
+      } catch (...) {
+        std::fputs("knhk: the unhandled-exception handler threw; falling back to stderr\n", stderr);
+      }
+    }
+    std::fprintf(stderr, "knhk: a fire-and-forget task failed: %s\n", describe_exception(error).c_str());
+  }
+
+  void set_handler(std::function<void(std::exception_ptr)> handler) {
+    std::lock_guard lock(handler_mutex_);
+    handler_ = std::move(handler);
+  }
+
+  // --- helping wait (JoinHandle::get) ---
+
+  void wait_for(const std::atomic<std::uint32_t>& done) noexcept {
+    // acquire: pairs with JoinState::mark_done()'s release.
+    if (!on_own_worker()) {
+      while (done.load(std::memory_order_acquire) == 0) done.wait(0, std::memory_order_acquire);
+      return;
+    }
+    Worker* self = tls_worker;
+    while (done.load(std::memory_order_acquire) == 0) {
+      if (TaskRecord* task = find_local_or_injected(*self)) {
+        run_task(*self, task);
+      } else if (TaskRecord* stolen = steal_from_others(*self)) {
+        run_task(*self, stolen);
+      } else {
+        // Nothing we can run: our own queue is empty, so the awaited task runs on another worker
+        // (or waits in a queue another worker drains); block until it completes.
+        done.wait(0, std::memory_order_acquire);
+      }
+    }
+  }
+
+  // --- shutdown ---
+
+  void shutdown() {
+    if (on_own_worker()) {
+      throw std::logic_error(
+          "knhk: shutdown() called from one of the executor's own workers (it would wait for itself)");
+    }
+    std::lock_guard lock(shutdown_mutex_);
+    if (joined_) return;                               // Shutdown protocol step 5
+    refusing_.store(true, std::memory_order_seq_cst);  // step 1
+    // step 3. acquire: pairs with finish_one()'s release.
+    for (std::uint64_t n = outstanding_.load(std::memory_order_acquire); n != 0;
+         n = outstanding_.load(std::memory_order_acquire)) {
+      outstanding_.wait(n, std::memory_order_acquire);
+    }
+    stop_and_join();  // step 4
+  }
+
+  ExecutorMetrics metrics() const {
+    ExecutorMetrics m;
+    // relaxed: counters are independent snapshot values (see WorkerCounters).
+    m.tasks_spawned = outside_spawned_.load(std::memory_order_relaxed);
+    std::int64_t busy = 0;
+    const std::int64_t now = now_ns();
+    for (const auto& w : workers_) {
+      const WorkerCounters& c = w->counters;
+      m.tasks_spawned += c.spawned.load(std::memory_order_relaxed);
+      m.tasks_completed += c.completed.load(std::memory_order_relaxed);
+      m.tasks_failed += c.failed.load(std::memory_order_relaxed);
+      m.tasks_stolen += c.stolen.load(std::memory_order_relaxed);
+      m.tasks_cancelled += c.cancelled.load(std::memory_order_relaxed);
+      m.steal_attempts += c.steal_attempts.load(std::memory_order_relaxed);
+      m.parks += c.parks.load(std::memory_order_relaxed);
+      m.injector_pops += c.injector_pops.load(std::memory_order_relaxed);
+      m.local_overflows += c.overflows.load(std::memory_order_relaxed);
+      busy += c.busy_ns.load(std::memory_order_relaxed);
+      const std::int64_t since = c.busy_since.load(std::memory_order_relaxed);
+      if (since != 0) busy += std::max<std::int64_t>(0, now - since);
+    }
+    {
+      std::lock_guard lock(sleepers_mutex_);
+      m.workers_idle = sleepers_.size();
+    }
+    const double wall = static_cast<double>(now - started_ns_) * static_cast<double>(workers_.size());
+    m.cpu_utilization = wall > 0 ? std::clamp(static_cast<double>(busy) / wall, 0.0, 1.0) : 0.0;
+    return m;
+  }
+
+  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+  [[nodiscard]] WorkStealingExecutor* owner() const noexcept { return owner_; }
+
+ private:
+  // --- the worker loop ---
+
+  void run_worker(Worker* self) noexcept {
+    tls_worker = self;
+    tls_executor = this;
+    self->counters.busy_since.store(now_ns(), std::memory_order_relaxed);
+    for (;;) {
+      TaskRecord* task = find_local_or_injected(*self);
+      if (task == nullptr) task = search(*self);
+      if (task != nullptr) {
+        if (self->searching) stop_searching(*self);
+        run_task(*self, task);
+        continue;
+      }
+      if (self->searching) stop_searching(*self);
+      if (stopping_.load(std::memory_order_acquire)) break;  // acquire: pairs with stop_and_join()
+      park(*self);
+    }
+    end_busy_stretch(*self);
+    tls_worker = nullptr;
+    tls_executor = nullptr;
+  }
+
+  TaskRecord* find_local_or_injected(Worker& self) noexcept {
+    if (++self.tick % kInjectorInterval == 0) {
+      if (TaskRecord* task = pop_injector(self)) return task;
+    }
+    if (TaskRecord* task = self.queue.owner().pop()) return task;
+    return pop_injector(self);
+  }
+
+  TaskRecord* pop_injector(Worker& self) noexcept {
+    TaskRecord* task = injector_.pop();
+    if (task != nullptr) WorkerCounters::bump(self.counters.injector_pops);
+    return task;
+  }
+
+  void run_task(Worker& self, TaskRecord* task) noexcept {
+    task->execute(task);
+    WorkerCounters::bump(self.counters.completed);
+    finish_one();
+  }
+
+  // Moves the older half of a full local queue to the injector in one batch.
+  void overflow(Worker& self) noexcept {
+    TaskRecord* first = nullptr;
+    TaskRecord* last = nullptr;
+    const std::size_t moved = self.queue.owner().take_older_half([&](TaskRecord* task) {
+      task->next = nullptr;
+      (last != nullptr ? last->next : first) = task;
+      last = task;
+    });
+    if (moved != 0) {
+      injector_.push_batch(first, last, moved);
+      WorkerCounters::bump(self.counters.overflows);
+    }
+  }
+
+  // --- searching (Idle protocol 1, 2) ---
+
+  TaskRecord* search(Worker& self) noexcept {
+    if (!self.searching) {
+      // At most half of the workers search at once (plus one): more only burn CPU on misses.
+      // relaxed: a heuristic bound; correctness rests on the fences of Idle protocol 3.
+      if (2 * searching_.load(std::memory_order_relaxed) > workers_.size()) return nullptr;
+      searching_.fetch_add(1, std::memory_order_seq_cst);
+      self.searching = true;
+    }
+    if (TaskRecord* task = steal_from_others(self)) return task;
+    return pop_injector(self);
+  }
+
+  TaskRecord* steal_from_others(Worker& self) noexcept {
+    const std::size_t n = workers_.size();
+    if (n < 2) return nullptr;
+    for (std::size_t attempt = 0; attempt < config_.max_steal_attempts; ++attempt) {
+      Worker& victim = *workers_[(self.index + 1 + self.random_below(n - 1)) % n];
+      WorkerCounters::bump(self.counters.steal_attempts);
+      auto thief = victim.queue.stealer();
+      TaskRecord* first = nullptr;
+      StealResult result = thief.steal(first);
+      if (result != StealResult::success) continue;
+      // Take up to half of what is left too, into our own queue: one search feeds many runs.
+      std::size_t taken = 1;
+      const std::size_t extra = thief.size_hint() / 2;
+      auto owner = self.queue.owner();
+      for (std::size_t i = 0; i < extra; ++i) {
+        TaskRecord* more = nullptr;
+        if (thief.steal(more) != StealResult::success) break;
+        if (!owner.push(more)) {  // cannot happen while we search (our queue is empty); be safe
+          injector_.push(more);
+          break;
+        }
+        ++taken;
+      }
+      WorkerCounters::bump(self.counters.stolen, taken);
+      return first;
+    }
+    return nullptr;
+  }
+
+  void stop_searching(Worker& self) noexcept {
+    self.searching = false;
+    // seq_cst: Idle protocol 3 (the decrement precedes the re-check or the wake below).
+    if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && work_visible()) wake_one();  // protocol 2
+  }
+
+  // --- parking (Idle protocol 3, 4) ---
+
+  void notify_work() noexcept {
+    // seq_cst fence: orders the task's publication before the loads below (Idle protocol 3).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (searching_.load(std::memory_order_seq_cst) != 0) return;
+    if (sleeping_.load(std::memory_order_seq_cst) == 0) return;
+    wake_one();
+  }
+
+  bool work_visible() const noexcept {
+    // seq_cst fence: the loads below follow this thread's seq_cst decrement of searching_ or
+    // increment of sleeping_ in the fence order, so they see any task published before a
+    // spawner's fence that read the old value (Idle protocol 3).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!injector_.empty_hint()) return true;
+    return std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->queue.size_hint() != 0; });
+  }
+
+  void wake_one() noexcept {
+    Worker* sleeper = nullptr;
+    {
+      std::lock_guard lock(sleepers_mutex_);
+      if (sleepers_.empty()) return;
+      sleeper = sleepers_.back();
+      sleepers_.pop_back();
+    }
+    // The woken worker counts as searching from now on, so further spawns do not wake more
+    // (protocol 1). seq_cst: ordered with notify_work()'s load.
+    searching_.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::lock_guard lock(sleeper->park_mutex);
+      sleeper->woken = true;
+    }
+    sleeper->park_cv.notify_one();
+  }
+
+  void park(Worker& self) noexcept {
+    {
+      std::lock_guard lock(self.park_mutex);
+      self.woken = false;
+    }
+    {
+      std::lock_guard lock(sleepers_mutex_);
+      sleepers_.push_back(&self);
+    }
+    sleeping_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: read by notify_work() (Idle protocol 3)
+    bool slept = false;
+    if (!work_visible() && !stopping_.load(std::memory_order_acquire)) {
+      end_busy_stretch(self);
+      WorkerCounters::bump(self.counters.parks);
+      std::unique_lock lock(self.park_mutex);
+      self.park_cv.wait_for(lock, config_.park_timeout,
+                            [&] { return self.woken || stopping_.load(std::memory_order_acquire); });
+      slept = true;
+    }
+    bool woken_by_waker = false;
+    {
+      std::lock_guard lock(sleepers_mutex_);
+      auto it = std::find(sleepers_.begin(), sleepers_.end(), &self);
+      if (it != sleepers_.end()) {
+        sleepers_.erase(it);  // nobody woke us (timeout, stop, or work seen before sleeping)
+      } else {
+        woken_by_waker = true;  // wake_one() took us off the list and counted us as searching
+      }
+    }
+    sleeping_.fetch_sub(1, std::memory_order_seq_cst);
+    if (woken_by_waker) self.searching = true;  // wake_one() already incremented searching_
+    if (slept) self.counters.busy_since.store(now_ns(), std::memory_order_relaxed);
+  }
+
+  void end_busy_stretch(Worker& self) noexcept {
+    const std::int64_t since = self.counters.busy_since.load(std::memory_order_relaxed);
+    if (since == 0) return;
+    self.counters.busy_ns.store(self.counters.busy_ns.load(std::memory_order_relaxed) + (now_ns() - since),
+                                std::memory_order_relaxed);
+    self.counters.busy_since.store(0, std::memory_order_relaxed);
+  }
+
+  void stop_and_join() noexcept {
+    // release: pairs with the workers' acquire loads; they exit once nothing is left to run.
+    stopping_.store(true, std::memory_order_release);
+    for (auto& worker : workers_) {
+      {
+        std::lock_guard lock(worker->park_mutex);
+        worker->woken = true;
+      }
+      worker->park_cv.notify_one();
+    }
+    for (auto& worker : workers_) {
+      if (worker->thread.joinable()) worker->thread.join();
+    }
+    joined_ = true;
+  }
+
+  void name_thread(Worker& worker) noexcept {
+    std::string name = config_.thread_name + "-" + std::to_string(worker.index);
+    if (name.size() > 15) name.resize(15);  // the kernel's limit
+    pthread_setname_np(worker.thread.native_handle(), name.c_str());
+  }
+
+  WorkStealingExecutor* const owner_;
+  WorkerConfig config_;
+  CancelToken token_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  Injector<TaskRecord> injector_;
+  std::int64_t started_ns_ = 0;
+
+  alignas(64) std::atomic<std::uint64_t> outstanding_{0};  // spawned and not yet finished
+  std::atomic<bool> refusing_{false};                      // shutdown has begun
+  std::atomic<bool> stopping_{false};                      // workers exit when idle
+  std::atomic<std::uint64_t> outside_spawned_{0};
+
+  alignas(64) std::atomic<std::size_t> searching_{0};  // Idle protocol 1
+  std::atomic<std::size_t> sleeping_{0};               // registered sleepers (mirrors sleepers_.size())
+  mutable std::mutex sleepers_mutex_;
+  std::vector<Worker*> sleepers_;  // guarded by sleepers_mutex_
+
+  std::mutex handler_mutex_;
+  std::function<void(std::exception_ptr)> handler_;  // guarded by handler_mutex_
+
+  std::mutex shutdown_mutex_;
+  bool joined_ = false;  // guarded by shutdown_mutex_ (and set by stop_and_join)
+};
+
+void begin_spawn(ExecutorState* executor) { executor->begin_spawn(); }
+void abandon_spawn(ExecutorState* executor) noexcept { executor->finish_one(); }
+void enqueue(ExecutorState* executor, TaskRecord* record) noexcept { executor->enqueue(record); }
+bool executor_cancelled(ExecutorState* executor) noexcept { return executor->cancelled(); }
+void note_cancelled_before_start(ExecutorState* executor) noexcept { executor->note_cancelled(); }
+void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept {
+  executor->report_unhandled(std::move(error));
+}
+const CancelToken& executor_token(ExecutorState* executor) noexcept { return executor->token(); }
+void wait_for_completion(ExecutorState* executor, const std::atomic<std::uint32_t>& done) noexcept {
+  executor->wait_for(done);
+}
+
+}  // namespace knhk::concurrency::detail
+
+namespace knhk::concurrency {
+
+namespace {
+WorkerConfig with_workers(std::size_t worker_count) {
+  WorkerConfig config;
+  config.worker_count = worker_count;
+  return config;
+}
+}  // namespace
+
+WorkStealingExecutor::WorkStealingExecutor(std::size_t worker_count)
+    : WorkStealingExecutor(with_workers(worker_count)) {}
+
+WorkStealingExecutor::WorkStealingExecutor(WorkerConfig config)
+    : state_(std::make_unique<detail::ExecutorState>(this, std::move(config))) {}
+
+WorkStealingExecutor::~WorkStealingExecutor() {
+  if (state_->on_own_worker()) {
+    std::fputs("knhk: a WorkStealingExecutor was destroyed by one of its own workers\n", stderr);
+    std::terminate();
+  }
+  state_->shutdown();
+}
+
+void WorkStealingExecutor::shutdown() { state_->shutdown(); }
+const CancelToken& WorkStealingExecutor::token() const noexcept { return state_->token(); }
+std::size_t WorkStealingExecutor::worker_count() const noexcept { return state_->worker_count(); }
+ExecutorMetrics WorkStealingExecutor::metrics() const { return state_->metrics(); }
+
+void WorkStealingExecutor::set_unhandled_exception_handler(std::function<void(std::exception_ptr)> handler) {
+  state_->set_handler(std::move(handler));
+}
+
+WorkStealingExecutor* WorkStealingExecutor::current() noexcept {
+  return detail::tls_executor != nullptr ? detail::tls_executor->owner() : nullptr;
+}
+
+}  // namespace knhk::concurrency

@@ -1,0 +1,286 @@
+// WorkStealingExecutor: spawning, stealing, failures, shutdown, metrics. Built twice: with the
+// normal queue capacity and with tiny queues (overflow and steal paths run constantly).
+#include "knhk/concurrency/executor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <latch>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kc = knhk::concurrency;
+using namespace std::chrono_literals;
+
+namespace {
+#if defined(KNHK_SANITIZED)
+constexpr std::size_t kMany = 200'000;
+#else
+constexpr std::size_t kMany = 1'000'000;
+#endif
+
+// Waits (bounded) until `done()` holds; returns whether it did. For conditions that the runtime
+// makes true eventually (a worker parks), never for speed.
+template <class Pred>
+bool eventually(Pred done, std::chrono::seconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+}  // namespace
+
+TEST(Executor, ZeroWorkersIsRejected) {
+  EXPECT_THROW(kc::WorkStealingExecutor ex(std::size_t{0}), std::invalid_argument);
+  kc::WorkerConfig config;
+  config.worker_count = 0;
+  EXPECT_THROW(kc::WorkStealingExecutor ex(config), std::invalid_argument);
+}
+
+TEST(Executor, StartsTheConfiguredWorkers) {
+  kc::WorkerConfig config;
+  config.worker_count = 3;
+  config.thread_name = "test";
+  kc::WorkStealingExecutor ex(config);
+  EXPECT_EQ(ex.worker_count(), 3U);
+  EXPECT_EQ(kc::WorkStealingExecutor::current(), nullptr);
+}
+
+TEST(Executor, RunsOneTaskAndReturnsItsValue) {
+  kc::WorkStealingExecutor ex(2);
+  auto handle = ex.spawn_with_handle([] { return std::string("done"); });
+  EXPECT_EQ(handle.get(), "done");
+  EXPECT_TRUE(handle.is_finished());
+}
+
+TEST(Executor, CurrentNamesTheExecutorOnItsWorkersOnly) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] { return kc::WorkStealingExecutor::current(); });
+  EXPECT_EQ(handle.get(), &ex);
+  EXPECT_EQ(kc::WorkStealingExecutor::current(), nullptr);
+}
+
+TEST(Executor, AMillionTasksFromOutsideAllRunWithExactCounts) {
+  std::atomic<std::size_t> ran{0};
+  kc::WorkStealingExecutor ex(2);
+  for (std::size_t i = 0; i < kMany; ++i) ex.spawn([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+  ex.shutdown();
+  EXPECT_EQ(ran.load(), kMany);
+  const kc::ExecutorMetrics m = ex.metrics();
+  EXPECT_EQ(m.tasks_spawned, kMany);
+  EXPECT_EQ(m.tasks_completed, kMany);
+  EXPECT_EQ(m.tasks_failed, 0U);
+}
+
+TEST(Executor, ATaskFanningOutIsStolenFromAndCountsStayExact) {
+  constexpr std::size_t kBatch = 100;  // below the local queue's capacity: no overflow
+  constexpr std::size_t kBatches = 20;
+  std::atomic<std::size_t> ran{0};
+  kc::WorkStealingExecutor ex(2);
+  auto parent = ex.spawn_with_handle([&] {
+    for (std::size_t batch = 1; batch <= kBatches; ++batch) {
+      for (std::size_t i = 0; i < kBatch; ++i) ex.spawn([&ran] { ran.fetch_add(1); });
+      // This worker stays busy here, so only the other worker can run the batch: by stealing it
+      // (or, with tiny queues, from the injector the overflow fed).
+      if (!eventually([&] { return ran.load() == batch * kBatch; })) return false;
+    }
+    return true;
+  });
+  EXPECT_TRUE(parent.get());
+  ex.shutdown();
+  EXPECT_EQ(ran.load(), kBatch * kBatches);
+  const kc::ExecutorMetrics m = ex.metrics();
+#if defined(KNHK_TEST_SMALL_QUEUES)
+  EXPECT_GT(m.tasks_stolen + m.local_overflows, 0U);
+#else
+  EXPECT_GT(m.tasks_stolen, 0U);
+#endif
+  EXPECT_EQ(m.tasks_spawned, kBatch * kBatches + 1);
+  EXPECT_EQ(m.tasks_completed, kBatch * kBatches + 1);
+}
+
+TEST(Executor, ACpuBoundBatchReturnsEveryResultThroughItsHandle) {
+  kc::WorkStealingExecutor ex(2);
+  std::vector<kc::JoinHandle<std::uint64_t>> handles;
+  for (std::uint64_t n = 0; n < 200; ++n) {
+    handles.push_back(ex.spawn_with_handle([n] {
+      std::uint64_t sum = 0;
+      for (std::uint64_t k = 0; k <= n * 1000; ++k) sum += k;
+      return sum;
+    }));
+  }
+  for (std::uint64_t n = 0; n < handles.size(); ++n) {
+    const std::uint64_t top = n * 1000;
+    EXPECT_EQ(handles[n].get(), top * (top + 1) / 2);
+  }
+}
+
+TEST(Executor, AnExceptionReachesTheHandle) {
+  kc::WorkStealingExecutor ex(2);
+  auto handle = ex.spawn_with_handle([]() -> int { throw std::runtime_error("task failed"); });
+  EXPECT_THROW(handle.get(), std::runtime_error);
+  EXPECT_EQ(ex.metrics().tasks_failed, 0U);  // observed through the handle: not unhandled
+}
+
+TEST(Executor, ExceptionsFromDetachedTasksAreCountedReportedAndNeverKillAWorker) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<int> reported{0};
+  ex.set_unhandled_exception_handler([&reported](std::exception_ptr error) {
+    if (kc::describe_exception(error) == "detached failure") reported.fetch_add(1);
+  });
+  for (int i = 0; i < 100; ++i) ex.spawn([] { throw std::runtime_error("detached failure"); });
+  ex.spawn([] { throw kc::Cancelled(); });  // a cooperative stop, not a failure
+  std::atomic<int> later{0};
+  for (int i = 0; i < 100; ++i) ex.spawn([&later] { later.fetch_add(1); });
+  ex.shutdown();
+  EXPECT_EQ(reported.load(), 100);
+  EXPECT_EQ(later.load(), 100);
+  EXPECT_EQ(ex.metrics().tasks_failed, 100U);
+}
+
+TEST(Executor, SpawningAfterShutdownThrowsExecutorShutdown) {
+  kc::WorkStealingExecutor ex(2);
+  ex.shutdown();
+  EXPECT_THROW(ex.spawn([] {}), kc::ExecutorShutdown);
+  EXPECT_THROW((void)ex.spawn_with_handle([] { return 1; }), kc::ExecutorShutdown);
+}
+
+TEST(Executor, ShutdownWaitsForChildrenSpawnedDuringShutdown) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<int> children{0};
+  std::latch started(1);
+  ex.spawn([&] {
+    started.count_down();
+    std::this_thread::sleep_for(20ms);  // shutdown() begins meanwhile
+    for (int i = 0; i < 1000; ++i) ex.spawn([&children] { children.fetch_add(1); });
+  });
+  started.wait();
+  ex.shutdown();
+  EXPECT_EQ(children.load(), 1000);
+}
+
+TEST(Executor, ShutdownIsIdempotentAndTheDestructorAfterItIsSafe) {
+  kc::WorkStealingExecutor ex(2);
+  ex.spawn([] {});
+  ex.shutdown();
+  ex.shutdown();
+  std::thread other([&ex] { ex.shutdown(); });
+  other.join();
+}
+
+TEST(Executor, ShutdownFromAWorkerThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([&ex] {
+    try {
+      ex.shutdown();
+    } catch (const std::logic_error&) {
+      return true;
+    }
+    return false;
+  });
+  EXPECT_TRUE(handle.get());
+}
+
+TEST(Executor, AbortBeforeStartMeansTheTaskNeverRunsAndItsHandleSaysCancelled) {
+  kc::WorkStealingExecutor ex(1);
+  std::latch release(1);
+  std::latch blocking(1);
+  ex.spawn([&] {
+    blocking.count_down();
+    release.wait();  // holds the only worker
+  });
+  blocking.wait();
+  std::atomic<bool> ran{false};
+  auto handle = ex.spawn_with_handle([&ran] { ran.store(true); });
+  handle.abort();
+  release.count_down();
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+  EXPECT_FALSE(ran.load());
+  EXPECT_EQ(ex.metrics().tasks_cancelled, 1U);
+}
+
+TEST(Executor, GetOnTheOnlyWorkerRunsTheAwaitedTaskInsteadOfDeadlocking) {
+  kc::WorkStealingExecutor ex(1);
+  auto outer = ex.spawn_with_handle([&ex] {
+    auto inner = ex.spawn_with_handle([] { return 20; });
+    auto second = ex.spawn_with_handle([] { return 22; });
+    return inner.get() + second.get();
+  });
+  EXPECT_EQ(outer.get(), 42);
+}
+
+TEST(Executor, OutsideThreadsAndTaskChildrenSpawningTogetherGiveExactTotals) {
+  constexpr int kThreads = 3;
+  constexpr int kPerThread = 2000;
+  constexpr int kChildren = 5;
+  std::atomic<int> ran{0};
+  kc::WorkStealingExecutor ex(2);
+  std::vector<std::thread> spawners;
+  for (int t = 0; t < kThreads; ++t) {
+    spawners.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        ex.spawn([&] {
+          ran.fetch_add(1);
+          for (int c = 0; c < kChildren; ++c) ex.spawn([&ran] { ran.fetch_add(1); });
+        });
+      }
+    });
+  }
+  for (auto& spawner : spawners) spawner.join();
+  ex.shutdown();
+  EXPECT_EQ(ran.load(), kThreads * kPerThread * (1 + kChildren));
+  EXPECT_EQ(ex.metrics().tasks_completed, static_cast<std::uint64_t>(kThreads * kPerThread * (1 + kChildren)));
+}
+
+TEST(Executor, CancellingTheExecutorTokenDiscardsTasksThatHaveNotStarted) {
+  kc::WorkStealingExecutor ex(1);
+  std::latch release(1);
+  std::latch blocking(1);
+  ex.spawn([&] {
+    blocking.count_down();
+    release.wait();
+  });
+  blocking.wait();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 1000; ++i) ex.spawn([&ran] { ran.fetch_add(1); });
+  ex.token().cancel();
+  release.count_down();
+  ex.shutdown();
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(ex.metrics().tasks_cancelled, 1000U);
+}
+
+TEST(Executor, AnIdleExecutorParksItsWorkers) {
+  kc::WorkStealingExecutor ex(2);
+  ex.spawn_with_handle([] {}).get();
+  EXPECT_TRUE(eventually([&ex] { return ex.metrics().workers_idle == 2; }));
+  EXPECT_GT(ex.metrics().parks, 0U);
+}
+
+TEST(Executor, DroppingAHandleDetachesTheTask) {
+  std::atomic<bool> ran{false};
+  {
+    kc::WorkStealingExecutor ex(2);
+    {
+      auto handle = ex.spawn_with_handle([&ran] {
+        std::this_thread::sleep_for(5ms);
+        ran.store(true);
+      });
+    }
+  }  // the destructor shuts down, waiting for the detached task
+  EXPECT_TRUE(ran.load());
+}
+
+TEST(Executor, MetricsReportUtilisationBetweenZeroAndOne) {
+  kc::WorkStealingExecutor ex(2);
+  for (int i = 0; i < 1000; ++i) ex.spawn([] {});
+  ex.shutdown();
+  const double utilisation = ex.metrics().cpu_utilization;
+  EXPECT_GE(utilisation, 0.0);
+  EXPECT_LE(utilisation, 1.0);
+}
