@@ -29,6 +29,10 @@
 //     ExecutorShutdown, or shutdown sees its increment and waits for the task.
 //  2. Spawns from running tasks are still accepted: they are counted before their parent ends.
 //  3. Wait until `outstanding_` is zero: every task spawned so far has finished.
+//     3a. Spawns add to `outstanding_` at once; a worker subtracts its completions in batches
+//         (every kCompletionBatch tasks, whenever it starts searching, and on every task once
+//         `refusing_` is set). So `outstanding_` is never below the true number of unfinished
+//         tasks, and it reaches zero only after every completion has been subtracted.
 //  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
 //  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
 #include "knhk/concurrency/executor.hpp"
@@ -43,6 +47,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cpu_relax.hpp"
 #include "injector.hpp"
 #include "local_queue.hpp"
 #include "parking_mutex.hpp"
@@ -53,6 +58,9 @@ namespace {
 // How often a worker looks at the injector before its own queue: a prime, so it does not beat in
 // step with periodic spawning patterns (tokio uses 61 for the same reason).
 constexpr std::uint32_t kInjectorInterval = 61;
+// Completions a worker subtracts from `outstanding_` at once (Shutdown protocol 3a). From W1 at
+// T = 2: one shared decrement per task cost a cache-line transfer per task.
+constexpr std::uint64_t kCompletionBatch = 64;
 
 using Clock = std::chrono::steady_clock;
 
@@ -93,6 +101,7 @@ struct Worker {
   std::uint64_t rng;
   std::uint32_t tick = 0;
   bool searching = false;
+  std::uint64_t unflushed_completions = 0;  // Shutdown protocol 3a
 
   // Parking: `woken` is set by a waker under `park_mutex`.
   std::mutex park_mutex;
@@ -284,6 +293,7 @@ class ExecutorState {
     for (;;) {
       TaskRecord* task = find_local_or_injected(*self);
       if (task == nullptr) task = search(*self);
+      if (task == nullptr && self->searching) task = keep_searching(*self);
       if (task != nullptr) {
         if (self->searching) stop_searching(*self);
         run_task(*self, task);
@@ -291,7 +301,7 @@ class ExecutorState {
       }
       if (self->searching) stop_searching(*self);
       if (stopping_.load(std::memory_order_acquire)) break;  // acquire: pairs with stop_and_join()
-      park(*self);
+      park(*self);                                           // search() flushed our completions before we got here
     }
     end_busy_stretch(*self);
     tls_worker = nullptr;
@@ -315,7 +325,18 @@ class ExecutorState {
   void run_task(Worker& self, TaskRecord* task) noexcept {
     task->execute(task);
     WorkerCounters::bump(self.counters.completed);
-    finish_one();
+    // Shutdown protocol 3a: completions are subtracted in batches, so the other workers do not
+    // bounce `outstanding_`'s cache line once per task. relaxed: a hint; flush() orders.
+    if (++self.unflushed_completions >= kCompletionBatch || refusing_.load(std::memory_order_relaxed)) {
+      flush_completions(self);
+    }
+  }
+
+  void flush_completions(Worker& self) noexcept {
+    if (self.unflushed_completions == 0) return;
+    const std::uint64_t n = std::exchange(self.unflushed_completions, 0);
+    // acq_rel: the tasks' effects happen before shutdown() sees zero (its acquire load).
+    if (outstanding_.fetch_sub(n, std::memory_order_acq_rel) == n) outstanding_.notify_all();
   }
 
   // Moves the older half of a full local queue to the injector in one batch.
@@ -336,6 +357,7 @@ class ExecutorState {
   // --- searching (Idle protocol 1, 2) ---
 
   TaskRecord* search(Worker& self) noexcept {
+    flush_completions(self);  // running out of local work: let shutdown see our completions
     if (!self.searching) {
       // At most half of the workers search at once (plus one): more only burn CPU on misses.
       // relaxed: a heuristic bound; correctness rests on the fences of Idle protocol 3.
@@ -345,6 +367,24 @@ class ExecutorState {
     }
     if (TaskRecord* task = steal_from_others(self)) return task;
     return pop_injector(self);
+  }
+
+  // A searcher that found nothing keeps looking for a short while before it parks: work often
+  // arrives a moment later (a spawner in a loop), and while it still counts as searching no
+  // spawner pays for a futex wake (Idle protocol 1). Bounded, so an idle executor still parks
+  // within microseconds: kSearchRounds rounds of kRelaxPerRound pauses plus one search each.
+  // From W1/W3 at T = 2: parking after the first failed search cost one wake-up per spawn.
+  TaskRecord* keep_searching(Worker& self) noexcept {
+    constexpr int kSearchRounds = 32;
+    constexpr int kRelaxPerRound = 64;
+    for (int round = 0; round < kSearchRounds; ++round) {
+      for (int i = 0; i < kRelaxPerRound; ++i) cpu_relax();
+      if (TaskRecord* task = self.queue.owner().pop()) return task;
+      if (TaskRecord* task = pop_injector(self)) return task;
+      if (TaskRecord* task = steal_from_others(self)) return task;
+      if (stopping_.load(std::memory_order_acquire)) return nullptr;  // acquire: as in run_worker()
+    }
+    return nullptr;
   }
 
   TaskRecord* steal_from_others(Worker& self) noexcept {
