@@ -101,6 +101,7 @@ struct Worker {
   std::uint64_t rng;
   std::uint32_t tick = 0;
   bool searching = false;
+  bool ran_since_park = false;              // only a worker that just had work spins before parking (W8)
   std::uint64_t unflushed_completions = 0;  // Shutdown protocol 3a
 
   // Parking: `woken` is set by a waker under `park_mutex`.
@@ -293,7 +294,7 @@ class ExecutorState {
     for (;;) {
       TaskRecord* task = find_local_or_injected(*self);
       if (task == nullptr) task = search(*self);
-      if (task == nullptr && self->searching) task = keep_searching(*self);
+      if (task == nullptr && self->searching && self->ran_since_park) task = keep_searching(*self);
       if (task != nullptr) {
         if (self->searching) stop_searching(*self);
         run_task(*self, task);
@@ -323,6 +324,7 @@ class ExecutorState {
   }
 
   void run_task(Worker& self, TaskRecord* task) noexcept {
+    self.ran_since_park = true;
     task->execute(task);
     WorkerCounters::bump(self.counters.completed);
     // Shutdown protocol 3a: completions are subtracted in batches, so the other workers do not
@@ -373,7 +375,8 @@ class ExecutorState {
   // arrives a moment later (a spawner in a loop), and while it still counts as searching no
   // spawner pays for a futex wake (Idle protocol 1). Bounded, so an idle executor still parks
   // within microseconds: kSearchRounds rounds of kRelaxPerRound pauses plus one search each.
-  // From W1/W3 at T = 2: parking after the first failed search cost one wake-up per spawn.
+  // From W1/W3 at T = 2: parking after the first failed search cost one wake-up per spawn. Only
+  // after running work: a worker waking from a park timeout goes straight back to sleep (W8).
   TaskRecord* keep_searching(Worker& self) noexcept {
     constexpr int kSearchRounds = 32;
     constexpr int kRelaxPerRound = 64;
@@ -471,11 +474,19 @@ class ExecutorState {
     sleeping_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: read by notify_work() (Idle protocol 3)
     bool slept = false;
     if (!work_visible() && !stopping_.load(std::memory_order_acquire)) {
+      self.ran_since_park = false;
       end_busy_stretch(self);
       WorkerCounters::bump(self.counters.parks);
       std::unique_lock lock(self.park_mutex);
-      self.park_cv.wait_for(lock, config_.park_timeout,
-                            [&] { return self.woken || stopping_.load(std::memory_order_acquire); });
+      // A timeout only re-checks the queues, still registered as a sleeper: an idle executor
+      // wakes each worker once per park_timeout for a few loads, not for a search (W8).
+      while (!self.park_cv.wait_for(lock, config_.park_timeout,
+                                    [&] { return self.woken || stopping_.load(std::memory_order_acquire); })) {
+        lock.unlock();
+        const bool work = work_visible();
+        lock.lock();
+        if (work) break;
+      }
       slept = true;
     }
     bool woken_by_waker = false;

@@ -21,6 +21,8 @@ const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
       {"W1", "spawn_local, spawn_remote (W2), spawn_latency (W3): 1,000,000 and 200,000 spawns",
        &knhk::bench::run_spawn_workloads},
+      {"W6", "chained_spawn, idle (W8), cpu_util (W9): a chain of 1,000; 1 s idle; 10,000 x 50 us",
+       &knhk::bench::run_scheduler_workloads},
       {"W10", "cancel: 100,000 children with callbacks; churn of 1,000,000", &knhk::bench::run_cancel_workload},
   };
   return all;

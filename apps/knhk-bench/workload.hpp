@@ -44,7 +44,8 @@ struct Workload {
   std::vector<Row> (*run)(const Options&);
 };
 
-std::vector<Row> run_spawn_workloads(const Options& options);  // W1, W2, W3
-std::vector<Row> run_cancel_workload(const Options& options);  // W10
+std::vector<Row> run_spawn_workloads(const Options& options);      // W1, W2, W3
+std::vector<Row> run_scheduler_workloads(const Options& options);  // W6, W8, W9
+std::vector<Row> run_cancel_workload(const Options& options);      // W10
 
 }  // namespace knhk::bench
