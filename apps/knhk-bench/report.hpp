@@ -38,6 +38,12 @@ struct Row {
   std::optional<Samples> onetbb;
   std::optional<Target> target;
 
+  /// Records one repetition of both runtimes (the row must have been made with oneTBB samples).
+  void add(double knhk_value, double onetbb_value) {
+    knhk.values.push_back(knhk_value);
+    onetbb->values.push_back(onetbb_value);
+  }
+
   [[nodiscard]] std::optional<double> ratio() const;  // knhk / oneTBB (medians)
   [[nodiscard]] std::optional<bool> met() const;      // empty when there is no target
 };

@@ -231,30 +231,22 @@ std::vector<Row> run_spawn_workloads(const Options& options) {
     show_progress("W1-W3 spawn", rep, options.repetitions);
     Throughput k = knhk_spawn_local(one);
     Throughput t = tbb_spawn_local(1);
-    local_t1.knhk.values.push_back(k.ns_per_call);
-    local_t1.onetbb->values.push_back(t.ns_per_call);
+    local_t1.add(k.ns_per_call, t.ns_per_call);
     k = knhk_spawn_local(two);
     t = tbb_spawn_local(2);
-    local_t2.knhk.values.push_back(k.ns_per_call);
-    local_t2.onetbb->values.push_back(t.ns_per_call);
-    local_rate.knhk.values.push_back(k.tasks_per_s);
-    local_rate.onetbb->values.push_back(t.tasks_per_s);
+    local_t2.add(k.ns_per_call, t.ns_per_call);
+    local_rate.add(k.tasks_per_s, t.tasks_per_s);
     k = knhk_spawn_remote(two);
     t = tbb_spawn_remote(2);
-    remote.knhk.values.push_back(k.ns_per_call);
-    remote.onetbb->values.push_back(t.ns_per_call);
-    remote_rate.knhk.values.push_back(k.tasks_per_s);
-    remote_rate.onetbb->values.push_back(t.tasks_per_s);
+    remote.add(k.ns_per_call, t.ns_per_call);
+    remote_rate.add(k.tasks_per_s, t.tasks_per_s);
     for (const bool from_worker : {true, false}) {
       const Percentiles kp = knhk_latency(two, from_worker, clock);
       const Percentiles tp = tbb_latency(from_worker, clock);
       Row* rows = from_worker ? &lat[0] : &lat[3];
-      rows[0].knhk.values.push_back(kp.p50);
-      rows[0].onetbb->values.push_back(tp.p50);
-      rows[1].knhk.values.push_back(kp.p99);
-      rows[1].onetbb->values.push_back(tp.p99);
-      rows[2].knhk.values.push_back(kp.p999);
-      rows[2].onetbb->values.push_back(tp.p999);
+      rows[0].add(kp.p50, tp.p50);
+      rows[1].add(kp.p99, tp.p99);
+      rows[2].add(kp.p999, tp.p999);
     }
   }
   std::vector<Row> rows = {local_t1, local_t2, local_rate, remote, remote_rate};

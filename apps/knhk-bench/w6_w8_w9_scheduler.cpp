@@ -160,16 +160,14 @@ std::vector<Row> run_scheduler_workloads(const Options& options) {
   // W8 first, while no other knhk executor is alive in the process.
   for (int rep = 1; rep <= options.repetitions; ++rep) {
     show_progress("W8 idle", rep, options.repetitions);
-    idle.knhk.values.push_back(knhk_idle(idle_window));
-    idle.onetbb->values.push_back(tbb_idle(idle_window));
+    idle.add(knhk_idle(idle_window), tbb_idle(idle_window));
   }
 
   kc::WorkStealingExecutor ex(2);
   tbb::task_arena arena(2);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
     show_progress("W6 W9 scheduler", rep, options.repetitions);
-    chain.knhk.values.push_back(knhk_chain(ex));
-    chain.onetbb->values.push_back(tbb_chain(arena));
+    chain.add(knhk_chain(ex), tbb_chain(arena));
 
     const Utilisation k = measure_utilisation(iterations, [&](auto task) {
       std::latch done(static_cast<std::ptrdiff_t>(kCpuTasks));
@@ -188,10 +186,8 @@ std::vector<Row> run_scheduler_workloads(const Options& options) {
         group.wait();
       });
     });
-    util.knhk.values.push_back(k.utilisation);
-    util.onetbb->values.push_back(t.utilisation);
-    wall.knhk.values.push_back(k.wall_over_ideal);
-    wall.onetbb->values.push_back(t.wall_over_ideal);
+    util.add(k.utilisation, t.utilisation);
+    wall.add(k.wall_over_ideal, t.wall_over_ideal);
   }
   return {chain, idle, util, wall};
 }
