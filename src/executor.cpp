@@ -255,6 +255,7 @@ class ExecutorState {
     ExecutorMetrics m;
     // relaxed: counters are independent snapshot values (see WorkerCounters).
     m.tasks_spawned = outside_spawned_.load(std::memory_order_relaxed);
+    m.tasks_completed = ended_elsewhere_.load(std::memory_order_relaxed);
     std::int64_t busy = 0;
     const std::int64_t now = now_ns();
     for (const auto& w : workers_) {
@@ -325,7 +326,57 @@ class ExecutorState {
 
   void run_task(Worker& self, TaskRecord* task) noexcept {
     self.ran_since_park = true;
-    task->execute(task);
+    if (task->execute(task)) task_ended(self);
+  }
+
+ public:
+  // A task ended: a callable record ran, or a coroutine task's driver finished (on any thread).
+  void task_ended() noexcept {
+    if (on_own_worker()) {
+      task_ended(*tls_worker);
+    } else {
+      ended_elsewhere_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
+      finish_one();
+    }
+  }
+
+  // Queues a resumption of `handle` (see executor_hooks.hpp). `counted` hops (schedule()) are
+  // tasks of their own: refused from outside after shutdown began, waited for by shutdown.
+  void resume_later(std::coroutine_handle<> handle, bool counted) {
+    if (counted) begin_spawn();
+    if (!counted && stopping_.load(std::memory_order_acquire)) {  // acquire: pairs with stop_and_join()
+      resume_inline(handle);  // nothing would run it: a coroutine that is no task of ours
+      return;
+    }
+    void* block = nullptr;
+    try {
+      block = allocate_record_block(sizeof(ResumeRecord));
+    } catch (...) {
+      if (counted) finish_one();
+      throw;
+    }
+    enqueue(::new (block) ResumeRecord(handle, counted));
+  }
+
+ private:
+  // Resumes one coroutine on the worker that runs it.
+  struct ResumeRecord final : TaskRecord {
+    ResumeRecord(std::coroutine_handle<> h, bool is_task) noexcept
+        : TaskRecord(&ResumeRecord::execute_fn), handle(h), counted(is_task) {}
+    static bool execute_fn(TaskRecord* self) noexcept {
+      auto* record = static_cast<ResumeRecord*>(self);
+      const std::coroutine_handle<> handle = record->handle;
+      const bool counted = record->counted;
+      record->~ResumeRecord();
+      free_record_block(record, sizeof(ResumeRecord));
+      resume_inline(handle);
+      return counted;
+    }
+    std::coroutine_handle<> handle;
+    bool counted;
+  };
+
+  void task_ended(Worker& self) noexcept {
     WorkerCounters::bump(self.counters.completed);
     // Shutdown protocol 3a: completions are subtracted in batches, so the other workers do not
     // bounce `outstanding_`'s cache line once per task. relaxed: a hint; flush() orders.
@@ -545,6 +596,7 @@ class ExecutorState {
   std::atomic<bool> refusing_{false};                      // shutdown has begun
   std::atomic<bool> stopping_{false};                      // workers exit when idle
   std::atomic<std::uint64_t> outside_spawned_{0};
+  std::atomic<std::uint64_t> ended_elsewhere_{0};  // coroutine tasks whose last step ran off our workers
 
   alignas(64) std::atomic<std::size_t> searching_{0};  // Idle protocol 1
   std::atomic<std::size_t> sleeping_{0};               // registered sleepers (mirrors sleepers_.size())
@@ -569,6 +621,19 @@ void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcep
 const CancelToken& executor_token(ExecutorState* executor) noexcept { return executor->token(); }
 void wait_for_completion(ExecutorState* executor, const std::atomic<std::uint32_t>& done) noexcept {
   executor->wait_for(done);
+}
+void task_ended(ExecutorState* executor) noexcept { executor->task_ended(); }
+void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver) {
+  executor->resume_later(driver, false);
+}
+void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle) { executor->resume_later(handle, true); }
+ExecutorState* current_executor_state() noexcept { return tls_worker != nullptr ? tls_executor : nullptr; }
+void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle) noexcept {
+  try {
+    executor->resume_later(handle, false);
+  } catch (...) {
+    resume_inline(handle);  // no memory for a record: run it here rather than lose it
+  }
 }
 
 }  // namespace knhk::concurrency::detail

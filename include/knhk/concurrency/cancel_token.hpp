@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "knhk/concurrency/detail/cancel_state.hpp"
+#include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
 
 namespace knhk::concurrency {
@@ -83,7 +84,8 @@ class CancelToken {
   }
 
   /// Awaitable: `co_await token.cancelled()` completes when the token is cancelled (at once if
-  /// it already is). A coroutine not running on an executor is resumed inline by cancel().
+  /// it already is). A coroutine suspended on an executor's worker is scheduled back onto that
+  /// executor; one suspended elsewhere is resumed inline by cancel().
   [[nodiscard]] CancelledAwaiter cancelled() const noexcept;
 
   /// Runs `callback` once when the token is cancelled, on the cancelling thread; inline, before
@@ -217,10 +219,12 @@ struct CancelCallbackFn final : CancelCallback {
   std::optional<F> fn_;
 };
 
-// The callback of a CancelledAwaiter: resumes the waiting coroutine on the cancelling thread.
+// The callback of a CancelledAwaiter: resumes the waiting coroutine on the executor it was
+// suspended on, or inline on the cancelling thread if it was on none.
 struct ResumeWaiter {
   std::coroutine_handle<> waiter;
-  void operator()() const noexcept { resume_inline(waiter); }
+  ExecutorState* executor;
+  void operator()() const noexcept { resume_on(executor, waiter); }
 };
 
 // Runs a callback inline; noexcept so that a throwing callback terminates here, as documented.
@@ -234,7 +238,8 @@ void invoke_cancel_callback(F& fn) noexcept {
 static_assert(CancelCallbackFunction<detail::ResumeWaiter>, "the library's own callback models the concept");
 
 inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
-  auto node = std::make_unique<detail::CancelCallbackFn<detail::ResumeWaiter>>(detail::ResumeWaiter{waiter});
+  auto node = std::make_unique<detail::CancelCallbackFn<detail::ResumeWaiter>>(
+      detail::ResumeWaiter{waiter, detail::current_executor_state()});
   // Set before linking: once linked, cancel() may resume the waiter, which may destroy *this
   // before add_cancel_callback() returns; nothing of *this is touched after it.
   node_ = node.get();

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_record.hpp"
 #include "knhk/concurrency/errors.hpp"
 #include "knhk/concurrency/join_handle.hpp"
@@ -73,6 +74,135 @@ bool executor_cancelled(ExecutorState* executor) noexcept;
 void note_cancelled_before_start(ExecutorState* executor) noexcept;
 void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;
 const CancelToken& executor_token(ExecutorState* executor) noexcept;
+void task_ended(ExecutorState* executor) noexcept;                                   // a coroutine task ended
+void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver);  // after begin_spawn
+void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle);      // schedule()
+
+// What a spawned work item produces, whichever form it takes: a callable's result, or T of a
+// Task<T> / of a callable returning Task<T>.
+template <class R>
+struct UnwrapTask {
+  using type = R;
+};
+template <class T>
+struct UnwrapTask<Task<T>> {
+  using type = T;
+};
+template <class F>
+struct SpawnResult {
+  using type = typename UnwrapTask<std::invoke_result_t<F&>>::type;
+};
+template <class T>
+struct SpawnResult<Task<T>> {
+  using type = T;
+};
+
+// True for a Task, or a callable returning one: work that runs as a coroutine task.
+template <class F>
+constexpr bool is_coroutine_work() {
+  if constexpr (IsTask<F>::value) {
+    return true;
+  } else {
+    return IsTask<std::remove_cvref_t<std::invoke_result_t<F&>>>::value;
+  }
+}
+template <class F>
+inline constexpr bool kIsCoroutineWork = is_coroutine_work<F>();
+
+// The coroutine that runs one spawned Task on the executor. It owns the work (a Task, or the
+// callable that makes one, kept alive until the Task ends), reports the outcome to its sink and
+// the end of the task to the executor, and frees its own frame.
+class TaskDriver {
+ public:
+  struct promise_type {
+    TaskDriver get_return_object() noexcept {
+      return TaskDriver{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }  // the frame frees itself
+    void return_void() const noexcept {}
+    [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }  // the body catches all
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+template <class F>
+decltype(auto) start_work(F& work) {
+  if constexpr (IsTask<F>::value) {
+    return std::move(work);
+  } else {
+    return work();
+  }
+}
+
+template <class T, class F, class Sink>
+TaskDriver drive(ExecutorState* executor, F work, Sink sink) {
+  if (sink.cancelled_before_start()) {
+    sink.cancelled();
+  } else {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await start_work(work);
+        sink.value();
+      } else {
+        sink.value(co_await start_work(work));
+      }
+    } catch (...) {
+      sink.error(std::current_exception());
+    }
+  }
+  sink.finish();
+  task_ended(executor);
+}
+
+struct DetachedSink {
+  ExecutorState* executor;
+  [[nodiscard]] bool cancelled_before_start() const noexcept { return executor_cancelled(executor); }
+  void cancelled() const noexcept { note_cancelled_before_start(executor); }
+  void value() const noexcept {}
+  void error(std::exception_ptr error) const noexcept {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Cancelled&) {
+      // a cooperative stop, not a failure
+    } catch (...) {
+      report_unhandled(executor, std::current_exception());
+    }
+  }
+  void finish() const noexcept {}
+};
+
+template <class T>
+struct HandleSink {
+  JoinState<T>* state;
+  [[nodiscard]] bool cancelled_before_start() const noexcept { return state->token().is_cancelled(); }
+  void cancelled() const {
+    note_cancelled_before_start(state->executor());
+    state->result().set_exception(std::make_exception_ptr(Cancelled{}));
+  }
+  template <class... V>
+  void value(V&&... v) {
+    state->result().set_value(std::forward<V>(v)...);
+  }
+  void error(std::exception_ptr error) const noexcept { state->result().set_exception(std::move(error)); }
+  void finish() const noexcept {
+    state->mark_done();
+    state->release();
+  }
+};
+
+template <class T, class F, class Sink>
+void spawn_coroutine(ExecutorState* executor, F&& work, Sink sink) {
+  begin_spawn(executor);
+  std::coroutine_handle<> driver;
+  try {
+    driver = drive<T>(executor, std::decay_t<F>(std::forward<F>(work)), std::move(sink)).handle;
+  } catch (...) {
+    abandon_spawn(executor);
+    throw;
+  }
+  start_coroutine_task(executor, driver);
+}
 
 // Completion of a fire-and-forget task: skipped if the executor's token is already cancelled (a
 // task's token descends from it); Cancelled is not a failure; anything else is reported.
@@ -153,21 +283,29 @@ class WorkStealingExecutor {
   /// once shutdown() has begun.
   template <class F>
   void spawn(F&& work) {
-    using R = std::invoke_result_t<std::decay_t<F>&>;
-    static_assert(std::is_void_v<R>, "spawn() takes a callable returning void; use spawn_with_handle for results");
-    detail::spawn_record(state_.get(), std::forward<F>(work), detail::DetachedCompletion{state_.get()});
+    if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
+      static_assert(std::is_void_v<typename detail::SpawnResult<std::decay_t<F>>::type>,
+                    "spawn() takes a Task<void> (or a callable returning one); use spawn_with_handle for results");
+      detail::spawn_coroutine<void>(state_.get(), std::forward<F>(work), detail::DetachedSink{state_.get()});
+    } else {
+      static_assert(std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>,
+                    "spawn() takes a callable returning void; use spawn_with_handle for results");
+      detail::spawn_record(state_.get(), std::forward<F>(work), detail::DetachedCompletion{state_.get()});
+    }
   }
 
   /// Like spawn(); the handle gives the callable's result (or its exception). The task gets its
   /// own token, a child of token(), which JoinHandle::abort() cancels.
   template <class F>
-  auto spawn_with_handle(F&& work) -> JoinHandle<std::invoke_result_t<std::decay_t<F>&>> {
-    using R = std::invoke_result_t<std::decay_t<F>&>;
-    static_assert(!detail::IsTask<std::remove_cvref_t<R>>::value,
-                  "coroutine tasks on the executor are a later step of the executor issue");
+  auto spawn_with_handle(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
+    using R = typename detail::SpawnResult<std::decay_t<F>>::type;
     auto* join = new detail::JoinState<R>(state_.get(), detail::executor_token(state_.get()).child_token());
     try {
-      detail::spawn_record(state_.get(), std::forward<F>(work), detail::HandleCompletion<R>{join});
+      if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
+        detail::spawn_coroutine<R>(state_.get(), std::forward<F>(work), detail::HandleSink<R>{join});
+      } else {
+        detail::spawn_record(state_.get(), std::forward<F>(work), detail::HandleCompletion<R>{join});
+      }
     } catch (...) {
       join->release();  // the record's reference: never created
       join->release();  // the handle's
@@ -175,6 +313,30 @@ class WorkStealingExecutor {
     }
     return JoinHandle<R>{join};
   }
+
+  /// Runs `task` on this executor and blocks until it ends, returning its value or rethrowing.
+  /// Called on one of this executor's workers, it runs other queued work while it waits.
+  template <class T>
+  T block_on(Task<T> task) {
+    return spawn_with_handle(std::move(task)).get();
+  }
+
+  /// Awaitable: `co_await ex.schedule()` continues the coroutine on a worker of this executor.
+  /// The hop counts as a task (shutdown waits for it; from outside it is refused once shutdown
+  /// has begun, with ExecutorShutdown).
+  class [[nodiscard]] ScheduleAwaiter {
+   public:
+    explicit ScheduleAwaiter(detail::ExecutorState* executor) noexcept : executor_(executor) {}
+    ScheduleAwaiter(const ScheduleAwaiter&) = delete;
+    ScheduleAwaiter& operator=(const ScheduleAwaiter&) = delete;
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> waiter) { detail::schedule_counted(executor_, waiter); }
+    void await_resume() const noexcept {}
+
+   private:
+    detail::ExecutorState* executor_;
+  };
+  [[nodiscard]] ScheduleAwaiter schedule() noexcept { return ScheduleAwaiter{state_.get()}; }
 
   /// Graceful and idempotent: refuses new work from outside (ExecutorShutdown), still accepts work
   /// spawned by running tasks, waits until every task spawned so far has finished, joins the

@@ -9,10 +9,13 @@
 #pragma once
 
 #include <atomic>
+#include <coroutine>
 #include <cstdint>
+#include <stdexcept>
 #include <utility>
 
 #include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
 
 namespace knhk::concurrency {
@@ -42,17 +45,36 @@ class JoinState {
   const CancelToken& token() const noexcept { return token_; }
   ExecutorState* executor() const noexcept { return executor_; }
 
+  // `done_`: kPending -> kDone, or kPending -> kAwaited (a coroutine waits) -> kDone.
+  static constexpr std::uint32_t kPending = 0;
+  static constexpr std::uint32_t kDone = 1;
+  static constexpr std::uint32_t kAwaited = 2;
+
   void mark_done() noexcept {
-    // release: publishes the result to is_finished()/wait()'s acquire loads.
-    done_.store(1, std::memory_order_release);
+    // acq_rel: release publishes the result to is_done()/wait()/the awaiter; acquire sees the
+    // awaiter's waiter_ fields written before its compare-exchange.
+    const std::uint32_t before = done_.exchange(kDone, std::memory_order_acq_rel);
     done_.notify_all();
+    if (before == kAwaited) resume_on(waiter_executor_, waiter_);  // on the awaiter's executor
   }
-  [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
+  [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) == kDone; }
+
+  // For `co_await handle`: registers the waiting coroutine; false if the task is already done
+  // (then the coroutine continues at once).
+  bool set_waiter(std::coroutine_handle<> waiter) noexcept {
+    waiter_ = waiter;
+    waiter_executor_ = current_executor_state();
+    std::uint32_t expected = kPending;
+    // acq_rel: release publishes waiter_ to mark_done(); acquire (on failure) sees the result.
+    return done_.compare_exchange_strong(expected, kAwaited, std::memory_order_acq_rel, std::memory_order_acquire);
+  }
   void wait() noexcept { wait_for_completion(executor_, done_); }
 
  private:
   std::atomic<std::uint32_t> refs_{2};  // the handle and the task record
-  std::atomic<std::uint32_t> done_{0};  // 0 -> 1 once, by the task
+  std::atomic<std::uint32_t> done_{kPending};
+  std::coroutine_handle<> waiter_;            // written before done_ becomes kAwaited
+  ExecutorState* waiter_executor_ = nullptr;  // where the waiter was suspended (null: nowhere)
   ExecutorState* executor_;
   CancelToken token_;  // the task's own token (abort() cancels it)
   TaskResult<T> result_;
@@ -86,6 +108,26 @@ class [[nodiscard]] JoinHandle {
     state_->wait();
     return state_->result().take();
   }
+
+  class [[nodiscard]] Awaiter {
+   public:
+    explicit Awaiter(detail::JoinState<T>* state) noexcept : state_(state) {}
+    [[nodiscard]] bool await_ready() const {
+      if (state_ == nullptr) throw std::logic_error("knhk: co_await on an empty JoinHandle");
+      return state_->is_done();
+    }
+    bool await_suspend(std::coroutine_handle<> waiter) noexcept { return state_->set_waiter(waiter); }
+    T await_resume() { return state_->result().take(); }
+
+   private:
+    detail::JoinState<T>* state_;
+  };
+
+  /// Suspends the awaiting coroutine (no thread blocks) until the task ends; resumes it on a
+  /// worker of the executor it was suspended on (inline on the finishing worker if it was on
+  /// none), with the task's value or exception. Await once.
+  Awaiter operator co_await() & noexcept { return Awaiter{state_}; }
+  Awaiter operator co_await() && noexcept { return Awaiter{state_}; }
 
   /// Cancels the task's token: a task that has not started never runs and its handle ends with
   /// Cancelled; a running one sees its token cancelled (cooperative).

@@ -21,7 +21,9 @@ class ExecutorState;
 
 struct TaskRecord {
   // Runs the work (or, if its token is already cancelled, completes it unrun) and frees the record.
-  using ExecuteFn = void (*)(TaskRecord* self) noexcept;
+  // Returns true when a task ended with it (a callable), false when it only resumed a coroutine
+  // task that ends later (the coroutine reports its own end).
+  using ExecuteFn = bool (*)(TaskRecord* self) noexcept;
 
   explicit TaskRecord(ExecuteFn fn) noexcept : execute(fn) {}
 
@@ -85,11 +87,12 @@ struct CallableRecord final : TaskRecord {
   CallableRecord(G&& g, C&& c)
       : TaskRecord(&CallableRecord::execute_fn), fn(std::forward<G>(g)), complete(std::forward<C>(c)) {}
 
-  static void execute_fn(TaskRecord* self) noexcept {
+  static bool execute_fn(TaskRecord* self) noexcept {
     auto* record = static_cast<CallableRecord*>(self);
     record->complete(record->fn);
     record->~CallableRecord();
     free_record_block(record, sizeof(CallableRecord));
+    return true;
   }
 
   F fn;

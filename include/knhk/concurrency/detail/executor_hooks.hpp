@@ -1,0 +1,30 @@
+// The few executor entry points that lower layers need (cancellation waiters, join handles):
+// which executor is running this thread, and how to resume a coroutine on it. Defined in
+// src/executor.cpp; declared here so that cancel_token.hpp need not include the executor.
+#pragma once
+
+#include <coroutine>
+
+#include "knhk/concurrency/detail/resume.hpp"
+
+namespace knhk::concurrency::detail {
+
+class ExecutorState;
+
+/// The executor whose worker is calling, else nullptr.
+ExecutorState* current_executor_state() noexcept;
+
+/// Queues `handle` to be resumed by a worker of `executor` (its local queue when called on one of
+/// its workers, else the injector). After the executor has stopped, resumes it inline instead.
+void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle) noexcept;
+
+/// Resumes `handle` where it belongs: on `executor` if it was suspended on one, else inline.
+inline void resume_on(ExecutorState* executor, std::coroutine_handle<> handle) noexcept {
+  if (executor != nullptr) {
+    schedule_resume(executor, handle);
+  } else {
+    resume_inline(handle);
+  }
+}
+
+}  // namespace knhk::concurrency::detail
