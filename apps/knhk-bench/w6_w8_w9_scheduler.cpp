@@ -7,9 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <knhk/concurrency.hpp>
 #include <latch>
+#include <string>
 #include <thread>
 
 #include "workload.hpp"
@@ -71,17 +74,37 @@ double tbb_chain(tbb::task_arena& arena) {
 
 // --- W8: one tiny task, then idle; CPU seconds burned per idle second ---
 
-// getrusage counts the whole process, so every runtime in it must be at rest: the window opens
-// after a settling pause in which other runtimes' idle threads (oneTBB's spin, then sleep) quiet.
+// The window opens after a settling pause, so that start-up work is not counted.
 constexpr std::chrono::milliseconds kSettle(200);
 
+// On-CPU seconds of this process's threads whose name starts with `prefix`, from
+// /proc/self/task/*/schedstat (nanoseconds). getrusage would also count other runtimes' threads
+// in the process (oneTBB's workers spin for a while after an arena is released).
+double threads_cpu_seconds(const std::string& prefix) {
+  double total = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::ifstream schedstat(task.path() / "schedstat");
+    double on_cpu_ns = 0;
+    schedstat >> on_cpu_ns;
+    total += on_cpu_ns / 1e9;
+  }
+  return total;
+}
+
 double knhk_idle(std::chrono::milliseconds idle) {
-  kc::WorkStealingExecutor ex(2);
+  kc::WorkerConfig config;
+  config.worker_count = 2;
+  config.thread_name = "knhk-w8";
+  kc::WorkStealingExecutor ex(config);
   ex.spawn_with_handle([] { return 1; }).get();
   std::this_thread::sleep_for(kSettle);
-  const double before = process_cpu_seconds();
+  const double before = threads_cpu_seconds(config.thread_name);
   std::this_thread::sleep_for(idle);
-  const double burned = process_cpu_seconds() - before;
+  const double burned = threads_cpu_seconds(config.thread_name) - before;
   check(ex.metrics().tasks_completed == 1, "W8 knhk: the tiny task did not run once");
   return burned / std::chrono::duration<double>(idle).count();
 }
