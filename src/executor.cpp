@@ -213,24 +213,55 @@ class ExecutorState {
 
   // --- helping wait (JoinHandle::get) ---
 
-  void wait_for(const std::atomic<std::uint32_t>& done) noexcept {
-    // acquire: pairs with JoinState::mark_done()'s release.
+  void wait_for(std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept {
+    using State = JoinState<void>;  // the done_ constants are the same for every T
     if (!on_own_worker()) {
-      while (done.load(std::memory_order_acquire) == 0) done.wait(0, std::memory_order_acquire);
+      // acquire: pairs with JoinState::mark_done()'s release.
+      for (std::uint32_t seen = done.load(std::memory_order_acquire); seen != State::kDone;
+           seen = done.load(std::memory_order_acquire)) {
+        done.wait(seen, std::memory_order_acquire);
+      }
       return;
     }
     Worker* self = tls_worker;
-    while (done.load(std::memory_order_acquire) == 0) {
+    while (done.load(std::memory_order_acquire) != State::kDone) {  // acquire: as above
       if (TaskRecord* task = find_local_or_injected(*self)) {
         run_task(*self, task);
-      } else if (TaskRecord* stolen = steal_from_others(*self)) {
-        run_task(*self, stolen);
-      } else {
-        // Nothing we can run: our own queue is empty, so the awaited task runs on another worker
-        // (or waits in a queue another worker drains); block until it completes.
-        done.wait(0, std::memory_order_acquire);
+        continue;
       }
+      if (TaskRecord* stolen = steal_from_others(*self)) {
+        run_task(*self, stolen);
+        continue;
+      }
+      // Nothing to run. The awaited task may be running elsewhere, or suspended and later resumed
+      // by a record queued here: park as a sleeper (new work wakes us, Idle protocol), published
+      // in the join state so that the task's end wakes us too.
+      {
+        std::lock_guard lock(self->park_mutex);
+        self->woken = false;  // before publishing ourselves: a wake from now on is kept
+      }
+      blocked_worker = self;
+      std::uint32_t expected = State::kPending;
+      // acq_rel: release publishes blocked_worker to mark_done(); acquire (on failure) sees kDone.
+      if (!done.compare_exchange_strong(expected, State::kBlocked, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        continue;
+      }
+      flush_completions(*self);
+      park(*self, /*woken_reset=*/true);
+      if (self->searching) stop_searching(*self);  // woken for new work: we run it as a helper
+      expected = State::kBlocked;
+      // acq_rel: back to pending unless the task ended meanwhile (then it reads kDone).
+      done.compare_exchange_strong(expected, State::kPending, std::memory_order_acq_rel, std::memory_order_acquire);
     }
+  }
+
+  void wake(Worker* worker) noexcept {
+    {
+      std::lock_guard lock(worker->park_mutex);
+      worker->woken = true;
+    }
+    worker->park_cv.notify_one();
   }
 
   // --- shutdown ---
@@ -513,8 +544,10 @@ class ExecutorState {
     sleeper->park_cv.notify_one();
   }
 
-  void park(Worker& self) noexcept {
-    {
+  // `woken_reset`: the caller already cleared `woken` before publishing itself to a waker (a
+  // helper blocked in get()); clearing it here could erase that waker's signal.
+  void park(Worker& self, bool woken_reset = false) noexcept {
+    if (!woken_reset) {
       std::lock_guard lock(self.park_mutex);
       self.woken = false;
     }
@@ -619,8 +652,11 @@ void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcep
   executor->report_unhandled(std::move(error));
 }
 const CancelToken& executor_token(ExecutorState* executor) noexcept { return executor->token(); }
-void wait_for_completion(ExecutorState* executor, const std::atomic<std::uint32_t>& done) noexcept {
-  executor->wait_for(done);
+void wait_for_completion(ExecutorState* executor, std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept {
+  executor->wait_for(done, blocked_worker);
+}
+void wake_blocked_worker(ExecutorState* executor, void* worker) noexcept {
+  executor->wake(static_cast<Worker*>(worker));
 }
 void task_ended(ExecutorState* executor) noexcept { executor->task_ended(); }
 void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver) {

@@ -174,3 +174,21 @@ TEST(ExecutorCoroutines, ManyTasksAwaitingTheirChildrenGiveExactCounts) {
   EXPECT_EQ(sum.load(), kParents * (kParents - 1) / 2);
   EXPECT_EQ(ex.metrics().tasks_completed, static_cast<std::uint64_t>(2 * kParents));
 }
+
+TEST(ExecutorCoroutines, GetOnTheOnlyWorkerWaitsForASuspendedTaskWithoutDeadlock) {
+  kc::WorkStealingExecutor ex(1);
+  const kc::CancelToken token;
+  std::thread canceller([token] {
+    std::this_thread::sleep_for(20ms);  // the only worker is waiting in get() by then
+    token.cancel();
+  });
+  auto outer = ex.spawn_with_handle([&ex, token] {
+    auto suspended = ex.spawn_with_handle([token]() -> kc::Task<int> {
+      co_await token.cancelled();  // resumed by a record queued on this executor
+      co_return 7;
+    });
+    return suspended.get();  // must keep the worker able to run that record
+  });
+  EXPECT_EQ(outer.get(), 7);
+  canceller.join();
+}

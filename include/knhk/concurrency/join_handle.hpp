@@ -26,9 +26,10 @@ namespace detail {
 
 class ExecutorState;
 
-// Runs other work of `executor` until `done` becomes non-zero, or blocks when the calling thread
-// is not one of its workers (src/executor.cpp).
-void wait_for_completion(ExecutorState* executor, const std::atomic<std::uint32_t>& done) noexcept;
+// Runs other work of `executor` until `done` reads JoinState's kDone, or blocks when the calling
+// thread is not one of its workers (src/executor.cpp). A worker with nothing to run publishes
+// itself in `blocked_worker` (state kBlocked) and parks, so that the task's end wakes it.
+void wait_for_completion(ExecutorState* executor, std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept;
 
 // Shared by a JoinHandle and its task record; freed by whichever lets go last.
 template <class T>
@@ -45,10 +46,12 @@ class JoinState {
   const CancelToken& token() const noexcept { return token_; }
   ExecutorState* executor() const noexcept { return executor_; }
 
-  // `done_`: kPending -> kDone, or kPending -> kAwaited (a coroutine waits) -> kDone.
+  // `done_`: kPending -> kDone; kPending -> kAwaited (a coroutine waits) -> kDone; and
+  // kPending <-> kBlocked (a worker in get() parked with nothing to run) -> kDone.
   static constexpr std::uint32_t kPending = 0;
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kAwaited = 2;
+  static constexpr std::uint32_t kBlocked = 3;
 
   void mark_done() noexcept {
     // acq_rel: release publishes the result to is_done()/wait()/the awaiter; acquire sees the
@@ -56,6 +59,7 @@ class JoinState {
     const std::uint32_t before = done_.exchange(kDone, std::memory_order_acq_rel);
     done_.notify_all();
     if (before == kAwaited) resume_on(waiter_executor_, waiter_);  // on the awaiter's executor
+    if (before == kBlocked) wake_blocked_worker(executor_, blocked_worker_);
   }
   [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) == kDone; }
 
@@ -68,13 +72,14 @@ class JoinState {
     // acq_rel: release publishes waiter_ to mark_done(); acquire (on failure) sees the result.
     return done_.compare_exchange_strong(expected, kAwaited, std::memory_order_acq_rel, std::memory_order_acquire);
   }
-  void wait() noexcept { wait_for_completion(executor_, done_); }
+  void wait() noexcept { wait_for_completion(executor_, done_, blocked_worker_); }
 
  private:
   std::atomic<std::uint32_t> refs_{2};  // the handle and the task record
   std::atomic<std::uint32_t> done_{kPending};
   std::coroutine_handle<> waiter_;            // written before done_ becomes kAwaited
   ExecutorState* waiter_executor_ = nullptr;  // where the waiter was suspended (null: nowhere)
+  void* blocked_worker_ = nullptr;            // written before done_ becomes kBlocked
   ExecutorState* executor_;
   CancelToken token_;  // the task's own token (abort() cancels it)
   TaskResult<T> result_;

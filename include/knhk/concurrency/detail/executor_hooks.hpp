@@ -18,6 +18,9 @@ ExecutorState* current_executor_state() noexcept;
 /// its workers, else the injector). After the executor has stopped, resumes it inline instead.
 void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle) noexcept;
 
+/// Wakes `worker` of `executor`, which blocked in a JoinHandle::get() (see JoinState).
+void wake_blocked_worker(ExecutorState* executor, void* worker) noexcept;
+
 /// Resumes `handle` where it belongs: on `executor` if it was suspended on one, else inline.
 inline void resume_on(ExecutorState* executor, std::coroutine_handle<> handle) noexcept {
   if (executor != nullptr) {
