@@ -130,6 +130,7 @@ class ExecutorState {
     if (config_.worker_count == 0) throw std::invalid_argument("knhk: WorkerConfig::worker_count must be at least 1");
     if (config_.max_steal_attempts == 0) config_.max_steal_attempts = 1;
     workers_.reserve(config_.worker_count);
+    sleepers_.reserve(config_.worker_count);  // park() never allocates
     for (std::size_t i = 0; i < config_.worker_count; ++i) workers_.push_back(std::make_unique<Worker>(i));
     started_ns_ = now_ns();
     try {
@@ -159,6 +160,11 @@ class ExecutorState {
       finish_one();
       throw ExecutorShutdown();
     }
+    if (on_own_worker()) {
+      WorkerCounters::bump(tls_worker->counters.spawned);
+    } else {
+      outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
+    }
   }
 
   void enqueue(TaskRecord* record) noexcept {
@@ -166,10 +172,8 @@ class ExecutorState {
       Worker* self = tls_worker;
       auto owner = self->queue.owner();
       while (!owner.push(record)) overflow(*self);
-      WorkerCounters::bump(self->counters.spawned);
     } else {
       injector_.push(record);
-      outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
     }
     notify_work();
   }
@@ -533,10 +537,11 @@ class ExecutorState {
       if (sleepers_.empty()) return;
       sleeper = sleepers_.back();
       sleepers_.pop_back();
+      // The woken worker counts as searching from now on, so further spawns do not wake more
+      // (protocol 1). Under the lock: the sleeper learns it was taken off the list only under it,
+      // and may stop searching at once. seq_cst: ordered with notify_work()'s load.
+      searching_.fetch_add(1, std::memory_order_seq_cst);
     }
-    // The woken worker counts as searching from now on, so further spawns do not wake more
-    // (protocol 1). seq_cst: ordered with notify_work()'s load.
-    searching_.fetch_add(1, std::memory_order_seq_cst);
     {
       std::lock_guard lock(sleeper->park_mutex);
       sleeper->woken = true;

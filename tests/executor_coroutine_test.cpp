@@ -192,3 +192,52 @@ TEST(ExecutorCoroutines, GetOnTheOnlyWorkerWaitsForASuspendedTaskWithoutDeadlock
   EXPECT_EQ(outer.get(), 7);
   canceller.join();
 }
+
+namespace {
+// Sets its flag when the last copy is destroyed (moved-from copies do not count).
+struct DestructionFlag {
+  explicit DestructionFlag(std::shared_ptr<std::atomic<bool>> flag) : flag_(std::move(flag)) {}
+  DestructionFlag(DestructionFlag&& other) noexcept = default;
+  DestructionFlag(const DestructionFlag&) = delete;
+  DestructionFlag& operator=(const DestructionFlag&) = delete;
+  DestructionFlag& operator=(DestructionFlag&&) = delete;
+  ~DestructionFlag() {
+    if (flag_) flag_->store(true);
+  }
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+}  // namespace
+
+TEST(ExecutorCoroutines, ATasksCapturesAreDestroyedBeforeShutdownReturnsEvenWhenItEndsElsewhere) {
+  auto destroyed = std::make_shared<std::atomic<bool>>(false);
+  kc::WorkStealingExecutor other(1);
+  {
+    kc::WorkStealingExecutor ex(1);
+    ex.spawn([guard = DestructionFlag(destroyed), &other]() -> kc::Task<void> {
+      co_await other.schedule();  // the task's last step runs on the other executor
+      std::this_thread::sleep_for(5ms);
+    });
+    ex.shutdown();
+    EXPECT_TRUE(destroyed->load());
+  }
+}
+
+TEST(ExecutorCoroutines, SpawnedAndCompletedAgreeAfterTasksHopBetweenExecutors) {
+  kc::WorkStealingExecutor ex(2);
+  kc::WorkStealingExecutor other(1);
+  std::atomic<int> back{0};
+  for (int i = 0; i < 50; ++i) {
+    ex.spawn([&]() -> kc::Task<void> {
+      co_await other.schedule();
+      co_await ex.schedule();
+      back.fetch_add(1);
+    });
+  }
+  // Hops back onto `ex` from outside it are refused once its shutdown begins: let them land.
+  while (back.load() < 50) std::this_thread::sleep_for(1ms);
+  ex.shutdown();
+  other.shutdown();
+  const kc::ExecutorMetrics m = ex.metrics();
+  EXPECT_EQ(m.tasks_spawned, m.tasks_completed);
+  EXPECT_EQ(other.metrics().tasks_spawned, other.metrics().tasks_completed);
+}

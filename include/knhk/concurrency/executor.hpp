@@ -115,11 +115,26 @@ inline constexpr bool kIsCoroutineWork = is_coroutine_work<F>();
 class TaskDriver {
  public:
   struct promise_type {
+    ExecutorState* executor = nullptr;
+
     TaskDriver get_return_object() noexcept {
       return TaskDriver{std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_always initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }  // the frame frees itself
+    // Frees the frame (the work, its captures, the sink) and only then reports the task's end,
+    // so that everything the task owned is gone before shutdown() can return.
+    auto final_suspend() const noexcept {
+      struct EndTask {
+        [[nodiscard]] bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
+          ExecutorState* const owner = self.promise().executor;
+          self.destroy();
+          task_ended(owner);
+        }
+        void await_resume() const noexcept {}
+      };
+      return EndTask{};
+    }
     void return_void() const noexcept {}
     [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }  // the body catches all
   };
@@ -152,7 +167,7 @@ TaskDriver drive(ExecutorState* executor, F work, Sink sink) {
     }
   }
   sink.finish();
-  task_ended(executor);
+  (void)executor;  // the task's end is reported by final_suspend, after the frame is freed
 }
 
 struct DetachedSink {
@@ -194,14 +209,21 @@ struct HandleSink {
 template <class T, class F, class Sink>
 void spawn_coroutine(ExecutorState* executor, F&& work, Sink sink) {
   begin_spawn(executor);
-  std::coroutine_handle<> driver;
+  std::coroutine_handle<TaskDriver::promise_type> driver;
   try {
     driver = drive<T>(executor, std::decay_t<F>(std::forward<F>(work)), std::move(sink)).handle;
+    driver.promise().executor = executor;
   } catch (...) {
     abandon_spawn(executor);
     throw;
   }
-  start_coroutine_task(executor, driver);
+  try {
+    start_coroutine_task(executor, driver);
+  } catch (...) {
+    driver.destroy();  // never started: frees the work; the caller releases any join state
+    abandon_spawn(executor);
+    throw;
+  }
 }
 
 // Completion of a fire-and-forget task: skipped if the executor's token is already cancelled (a

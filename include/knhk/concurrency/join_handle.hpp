@@ -3,7 +3,8 @@
 // Thread safety: a JoinHandle is a single-owner value; the task completes it from a worker.
 // Blocking: get() blocks the calling thread until the task ends, except on a worker of the same
 //   executor, where it runs other queued work while it waits (so one worker never deadlocks on
-//   itself).
+//   itself). That helping is not isolated: a task run meanwhile that waits for the waiting task
+//   deadlocks with it. Inside tasks prefer `co_await handle`, which suspends instead.
 // Happens-before: everything the task did happens before get() returns.
 // Lifetime: destroying the handle detaches the task, which still runs to completion.
 #pragma once
