@@ -156,11 +156,12 @@ class ExecutorState {
   void begin_spawn() {
     // seq_cst increment then seq_cst load: Shutdown protocol step 1.
     outstanding_.fetch_add(1, std::memory_order_seq_cst);
-    if (refusing_.load(std::memory_order_seq_cst) && !on_own_worker()) {
+    const bool own_worker = on_own_worker();
+    if (refusing_.load(std::memory_order_seq_cst) && !own_worker) {
       finish_one();
       throw ExecutorShutdown();
     }
-    if (on_own_worker()) {
+    if (own_worker) {
       WorkerCounters::bump(tls_worker->counters.spawned);
     } else {
       outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
@@ -218,7 +219,7 @@ class ExecutorState {
   // --- helping wait (JoinHandle::get) ---
 
   void wait_for(std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept {
-    using State = JoinState<void>;  // the done_ constants are the same for every T
+    using State = JoinDone;
     if (!on_own_worker()) {
       // acquire: pairs with JoinState::mark_done()'s release.
       for (std::uint32_t seen = done.load(std::memory_order_acquire); seen != State::kDone;
@@ -240,10 +241,7 @@ class ExecutorState {
       // Nothing to run. The awaited task may be running elsewhere, or suspended and later resumed
       // by a record queued here: park as a sleeper (new work wakes us, Idle protocol), published
       // in the join state so that the task's end wakes us too.
-      {
-        std::lock_guard lock(self->park_mutex);
-        self->woken = false;  // before publishing ourselves: a wake from now on is kept
-      }
+      clear_woken(*self);  // before publishing ourselves: a wake from now on is kept
       blocked_worker = self;
       std::uint32_t expected = State::kPending;
       // acq_rel: release publishes blocked_worker to mark_done(); acquire (on failure) sees kDone.
@@ -252,7 +250,7 @@ class ExecutorState {
         continue;
       }
       flush_completions(*self);
-      park(*self, /*woken_reset=*/true);
+      park(*self);
       if (self->searching) stop_searching(*self);  // woken for new work: we run it as a helper
       expected = State::kBlocked;
       // acq_rel: back to pending unless the task ended meanwhile (then it reads kDone).
@@ -338,7 +336,8 @@ class ExecutorState {
       }
       if (self->searching) stop_searching(*self);
       if (stopping_.load(std::memory_order_acquire)) break;  // acquire: pairs with stop_and_join()
-      park(*self);                                           // search() flushed our completions before we got here
+      clear_woken(*self);
+      park(*self);  // search() flushed our completions before we got here
     }
     end_busy_stretch(*self);
     tls_worker = nullptr;
@@ -549,13 +548,14 @@ class ExecutorState {
     sleeper->park_cv.notify_one();
   }
 
-  // `woken_reset`: the caller already cleared `woken` before publishing itself to a waker (a
-  // helper blocked in get()); clearing it here could erase that waker's signal.
-  void park(Worker& self, bool woken_reset = false) noexcept {
-    if (!woken_reset) {
-      std::lock_guard lock(self.park_mutex);
-      self.woken = false;
-    }
+  // A worker clears `woken` before it publishes itself to any waker (the sleepers list here, a
+  // join state in wait_for()), so that no waker's signal is erased; park() only consumes it.
+  void clear_woken(Worker& self) noexcept {
+    std::lock_guard lock(self.park_mutex);
+    self.woken = false;
+  }
+
+  void park(Worker& self) noexcept {
     {
       std::lock_guard lock(sleepers_mutex_);
       sleepers_.push_back(&self);
@@ -593,6 +593,7 @@ class ExecutorState {
     if (slept) self.counters.busy_since.store(now_ns(), std::memory_order_relaxed);
   }
 
+  // relaxed loads and stores: owner-written metric fields (see WorkerCounters).
   void end_busy_stretch(Worker& self) noexcept {
     const std::int64_t since = self.counters.busy_since.load(std::memory_order_relaxed);
     if (since == 0) return;

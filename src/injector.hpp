@@ -22,10 +22,7 @@ class Injector {
   Injector(const Injector&) = delete;
   Injector& operator=(const Injector&) = delete;
 
-  void push(T* task) noexcept {
-    task->next = nullptr;
-    push_batch(task, task, 1);
-  }
+  void push(T* task) noexcept { push_batch(task, task, 1); }
 
   /// Appends the chain first -> ... -> last (linked through `next`, `count` tasks long).
   void push_batch(T* first, T* last, std::size_t count) noexcept {

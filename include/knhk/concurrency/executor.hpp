@@ -170,6 +170,9 @@ TaskDriver drive(ExecutorState* executor, F work, Sink sink) {
   (void)executor;  // the task's end is reported by final_suspend, after the frame is freed
 }
 
+// Where a task's outcome goes, and the rules every task follows whatever its form: a task whose
+// token is already cancelled when it would start never runs; Cancelled is not a failure of a
+// detached task. Used by the coroutine driver above and by callable records (SinkCompletion).
 struct DetachedSink {
   ExecutorState* executor;
   [[nodiscard]] bool cancelled_before_start() const noexcept { return executor_cancelled(executor); }
@@ -226,51 +229,28 @@ void spawn_coroutine(ExecutorState* executor, F&& work, Sink sink) {
   }
 }
 
-// Completion of a fire-and-forget task: skipped if the executor's token is already cancelled (a
-// task's token descends from it); Cancelled is not a failure; anything else is reported.
-struct DetachedCompletion {
-  ExecutorState* executor;
+// Runs a callable record's work through a sink: the same steps as drive(), without a coroutine.
+template <class T, class Sink>
+struct SinkCompletion {
+  Sink sink;
 
   template <class F>
   void operator()(F& fn) noexcept {
-    if (executor_cancelled(executor)) {
-      note_cancelled_before_start(executor);
-      return;
-    }
-    try {
-      fn();
-    } catch (const Cancelled&) {
-      // a cooperative stop, not a failure
-    } catch (...) {
-      report_unhandled(executor, std::current_exception());
-    }
-  }
-};
-
-// Completion of a task with a handle: the outcome goes to the join state.
-template <class T>
-struct HandleCompletion {
-  JoinState<T>* state;
-
-  template <class F>
-  void operator()(F& fn) noexcept {
-    if (state->token().is_cancelled()) {
-      note_cancelled_before_start(state->executor());
-      state->result().set_exception(std::make_exception_ptr(Cancelled{}));
+    if (sink.cancelled_before_start()) {
+      sink.cancelled();
     } else {
       try {
         if constexpr (std::is_void_v<T>) {
           fn();
-          state->result().set_value();
+          sink.value();
         } else {
-          state->result().set_value(fn());
+          sink.value(fn());
         }
       } catch (...) {
-        state->result().set_exception(std::current_exception());
+        sink.error(std::current_exception());
       }
     }
-    state->mark_done();
-    state->release();
+    sink.finish();
   }
 };
 
@@ -312,7 +292,8 @@ class WorkStealingExecutor {
     } else {
       static_assert(std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>,
                     "spawn() takes a callable returning void; use spawn_with_handle for results");
-      detail::spawn_record(state_.get(), std::forward<F>(work), detail::DetachedCompletion{state_.get()});
+      detail::spawn_record(state_.get(), std::forward<F>(work),
+                           detail::SinkCompletion<void, detail::DetachedSink>{{state_.get()}});
     }
   }
 
@@ -326,7 +307,8 @@ class WorkStealingExecutor {
       if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
         detail::spawn_coroutine<R>(state_.get(), std::forward<F>(work), detail::HandleSink<R>{join});
       } else {
-        detail::spawn_record(state_.get(), std::forward<F>(work), detail::HandleCompletion<R>{join});
+        detail::spawn_record(state_.get(), std::forward<F>(work),
+                             detail::SinkCompletion<R, detail::HandleSink<R>>{{join}});
       }
     } catch (...) {
       join->release();  // the record's reference: never created

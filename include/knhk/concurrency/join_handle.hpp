@@ -32,9 +32,19 @@ class ExecutorState;
 // itself in `blocked_worker` (state kBlocked) and parks, so that the task's end wakes it.
 void wait_for_completion(ExecutorState* executor, std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept;
 
+// The states of a join state's `done_` word (the same for every T):
+// kPending -> kDone; kPending -> kAwaited (a coroutine waits) -> kDone; and
+// kPending <-> kBlocked (a worker in get() parked with nothing to run) -> kDone.
+struct JoinDone {
+  static constexpr std::uint32_t kPending = 0;
+  static constexpr std::uint32_t kDone = 1;
+  static constexpr std::uint32_t kAwaited = 2;
+  static constexpr std::uint32_t kBlocked = 3;
+};
+
 // Shared by a JoinHandle and its task record; freed by whichever lets go last.
 template <class T>
-class JoinState {
+class JoinState : public JoinDone {
  public:
   JoinState(ExecutorState* executor, CancelToken token) : executor_(executor), token_(std::move(token)) {}
 
@@ -46,13 +56,6 @@ class JoinState {
   TaskResult<T>& result() noexcept { return result_; }
   const CancelToken& token() const noexcept { return token_; }
   ExecutorState* executor() const noexcept { return executor_; }
-
-  // `done_`: kPending -> kDone; kPending -> kAwaited (a coroutine waits) -> kDone; and
-  // kPending <-> kBlocked (a worker in get() parked with nothing to run) -> kDone.
-  static constexpr std::uint32_t kPending = 0;
-  static constexpr std::uint32_t kDone = 1;
-  static constexpr std::uint32_t kAwaited = 2;
-  static constexpr std::uint32_t kBlocked = 3;
 
   void mark_done() noexcept {
     // acq_rel: release publishes the result to is_done()/wait()/the awaiter; acquire sees the
