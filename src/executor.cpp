@@ -35,6 +35,12 @@
 //         tasks, and it reaches zero only after every completion has been subtracted.
 //  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
 //  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
+//  6. Threads that are not our workers also call in on behalf of tasks we wait for: the timer
+//     thread or a cancelling thread resuming a suspended task, a task that ended elsewhere, a
+//     waker of a worker blocked in get(). The task they act for may run to its end as soon as
+//     their record is published, so shutdown could return while they still touch us (the wake
+//     after the enqueue). Each such call holds an `ExternalCall` for its whole length, and both
+//     shutdown() and the destructor wait, after joining the workers, until none is held.
 #include "knhk/concurrency/executor.hpp"
 
 #include <pthread.h>
@@ -44,11 +50,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "cpu_relax.hpp"
 #include "injector.hpp"
+#include "knhk/concurrency/time.hpp"
 #include "local_queue.hpp"
 #include "parking_mutex.hpp"
 
@@ -145,6 +153,25 @@ class ExecutorState {
   }
 
   ~ExecutorState() { stop_and_join(); }
+
+  // Shutdown protocol 6: marks a call from a thread that is not one of our workers.
+  class ExternalCall {
+   public:
+    explicit ExternalCall(ExecutorState& executor) noexcept : executor_(executor) {
+      // relaxed: made visible to the waiter by the chain through the record it publishes (or the
+      // count it subtracts) and shutdown()'s acquire of a zero `outstanding_`.
+      executor_.external_calls_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~ExternalCall() {
+      // release: the call's last touch of the executor happens before the waiter's acquire.
+      executor_.external_calls_.fetch_sub(1, std::memory_order_release);
+    }
+    ExternalCall(const ExternalCall&) = delete;
+    ExternalCall& operator=(const ExternalCall&) = delete;
+
+   private:
+    ExecutorState& executor_;
+  };
 
   ExecutorState(const ExecutorState&) = delete;
   ExecutorState& operator=(const ExecutorState&) = delete;
@@ -259,6 +286,8 @@ class ExecutorState {
   }
 
   void wake(Worker* worker) noexcept {
+    std::optional<ExternalCall> call;
+    if (!on_own_worker()) call.emplace(*this);  // Shutdown protocol 6
     {
       std::lock_guard lock(worker->park_mutex);
       worker->woken = true;
@@ -360,6 +389,7 @@ class ExecutorState {
 
   void run_task(Worker& self, TaskRecord* task) noexcept {
     self.ran_since_park = true;
+    TaskContextScope restore(tls_task_context);  // a helping task finds its own context again
     if (task->execute(task)) task_ended(self);
   }
 
@@ -369,6 +399,7 @@ class ExecutorState {
     if (on_own_worker()) {
       task_ended(*tls_worker);
     } else {
+      const ExternalCall call(*this);                            // Shutdown protocol 6
       ended_elsewhere_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
       finish_one();
     }
@@ -376,9 +407,13 @@ class ExecutorState {
 
   // Queues a resumption of `handle` (see executor_hooks.hpp). `counted` hops (schedule()) are
   // tasks of their own: refused from outside after shutdown began, waited for by shutdown.
-  void resume_later(std::coroutine_handle<> handle, bool counted) {
+  void resume_later(std::coroutine_handle<> handle, bool counted, TaskContext* context) {
+    std::optional<ExternalCall> call;
+    if (!on_own_worker()) call.emplace(*this);  // Shutdown protocol 6
     if (counted) begin_spawn();
     if (!counted && stopping_.load(std::memory_order_acquire)) {  // acquire: pairs with stop_and_join()
+      call.reset();                                               // done with us: what follows may run for long
+      TaskContextScope scope(context);
       resume_inline(handle);  // nothing would run it: a coroutine that is no task of ours
       return;
     }
@@ -389,24 +424,34 @@ class ExecutorState {
       if (counted) finish_one();
       throw;
     }
-    enqueue(::new (block) ResumeRecord(handle, counted));
+    enqueue(::new (block) ResumeRecord(handle, counted, context));
+  }
+
+  // yield_now(): the global queue, behind what waits there and after what waits locally (every
+  // worker looks at its own queue first), so a polling task lets the others run.
+  void resume_yielded(std::coroutine_handle<> handle, TaskContext* context) {
+    void* block = allocate_record_block(sizeof(ResumeRecord));
+    injector_.push(::new (block) ResumeRecord(handle, false, context));
+    notify_work();
   }
 
  private:
   // Resumes one coroutine on the worker that runs it.
   struct ResumeRecord final : TaskRecord {
-    ResumeRecord(std::coroutine_handle<> h, bool is_task) noexcept
-        : TaskRecord(&ResumeRecord::execute_fn), handle(h), counted(is_task) {}
+    ResumeRecord(std::coroutine_handle<> h, bool is_task, TaskContext* task_context) noexcept
+        : TaskRecord(&ResumeRecord::execute_fn), handle(h), context(task_context), counted(is_task) {}
     static bool execute_fn(TaskRecord* self) noexcept {
       auto* record = static_cast<ResumeRecord*>(self);
       const std::coroutine_handle<> handle = record->handle;
       const bool counted = record->counted;
+      tls_task_context = record->context;  // run_task() restores it (detail/task_context.hpp rule 1)
       record->~ResumeRecord();
       free_record_block(record, sizeof(ResumeRecord));
       resume_inline(handle);
       return counted;
     }
     std::coroutine_handle<> handle;
+    TaskContext* context;
     bool counted;
   };
 
@@ -615,6 +660,9 @@ class ExecutorState {
     for (auto& worker : workers_) {
       if (worker->thread.joinable()) worker->thread.join();
     }
+    // Shutdown protocol 6. acquire: pairs with ~ExternalCall's release. Such a call has already
+    // published what it came for, so it only has a few instructions left.
+    while (external_calls_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     joined_ = true;
   }
 
@@ -636,6 +684,7 @@ class ExecutorState {
   std::atomic<bool> stopping_{false};                      // workers exit when idle
   std::atomic<std::uint64_t> outside_spawned_{0};
   std::atomic<std::uint64_t> ended_elsewhere_{0};  // coroutine tasks whose last step ran off our workers
+  std::atomic<std::uint32_t> external_calls_{0};   // Shutdown protocol 6
 
   alignas(64) std::atomic<std::size_t> searching_{0};  // Idle protocol 1
   std::atomic<std::size_t> sleeping_{0};               // registered sleepers (mirrors sleepers_.size())
@@ -665,15 +714,26 @@ void wake_blocked_worker(ExecutorState* executor, void* worker) noexcept {
   executor->wake(static_cast<Worker*>(worker));
 }
 void task_ended(ExecutorState* executor) noexcept { executor->task_ended(); }
-void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver) {
-  executor->resume_later(driver, false);
+void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver, TaskContext* context) {
+  executor->resume_later(driver, false, context);
 }
-void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle) { executor->resume_later(handle, true); }
-ExecutorState* current_executor_state() noexcept { return tls_worker != nullptr ? tls_executor : nullptr; }
-void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle) noexcept {
+void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle) {
+  executor->resume_later(handle, true, tls_task_context);
+}
+void schedule_yield(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
   try {
-    executor->resume_later(handle, false);
+    executor->resume_yielded(handle, context);
   } catch (...) {
+    TaskContextScope scope(context);
+    resume_inline(handle);  // no memory for a record: go on at once
+  }
+}
+ExecutorState* current_executor_state() noexcept { return tls_worker != nullptr ? tls_executor : nullptr; }
+void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
+  try {
+    executor->resume_later(handle, false, context);
+  } catch (...) {
+    TaskContextScope scope(context);
     resume_inline(handle);  // no memory for a record: run it here rather than lose it
   }
 }

@@ -7,3 +7,4 @@
 #include "knhk/concurrency/join_handle.hpp"   // IWYU pragma: export
 #include "knhk/concurrency/sync_wait.hpp"     // IWYU pragma: export
 #include "knhk/concurrency/task.hpp"          // IWYU pragma: export
+#include "knhk/concurrency/time.hpp"          // IWYU pragma: export

@@ -46,6 +46,7 @@ namespace detail {
 // The library's own way to the state behind a token (the executor registers waiters with it).
 struct CancelTokenAccess {
   static CancelStateHeader* state(const CancelToken& token) noexcept;
+  static CancelToken empty() noexcept;  // a handle to no state (a moved-from token), allocating nothing
 };
 }  // namespace detail
 
@@ -109,6 +110,7 @@ class CancelToken {
 
 namespace detail {
 inline CancelStateHeader* CancelTokenAccess::state(const CancelToken& token) noexcept { return token.state_; }
+inline CancelToken CancelTokenAccess::empty() noexcept { return CancelToken{nullptr}; }
 
 /// The number of children linked under `token` (for tests and the benchmark's checks). A child
 /// whose last reference is being dropped on another thread may still be counted for a moment.
@@ -223,8 +225,8 @@ struct CancelCallbackFn final : CancelCallback {
 // suspended on, or inline on the cancelling thread if it was on none.
 struct ResumeWaiter {
   std::coroutine_handle<> waiter;
-  ExecutorState* executor;
-  void operator()() const noexcept { resume_on(executor, waiter); }
+  ResumePoint where;
+  void operator()() const noexcept { where.resume(waiter); }
 };
 
 // Runs a callback inline; noexcept so that a throwing callback terminates here, as documented.
@@ -239,7 +241,7 @@ static_assert(CancelCallbackFunction<detail::ResumeWaiter>, "the library's own c
 
 inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
   auto node = std::make_unique<detail::CancelCallbackFn<detail::ResumeWaiter>>(
-      detail::ResumeWaiter{waiter, detail::current_executor_state()});
+      detail::ResumeWaiter{waiter, detail::ResumePoint::here()});
   // Set before linking: once linked, cancel() may resume the waiter, which may destroy *this
   // before add_cancel_callback() returns; nothing of *this is touched after it.
   node_ = node.get();

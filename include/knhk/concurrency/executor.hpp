@@ -25,6 +25,7 @@
 
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
+#include "knhk/concurrency/detail/task_context.hpp"
 #include "knhk/concurrency/detail/task_record.hpp"
 #include "knhk/concurrency/errors.hpp"
 #include "knhk/concurrency/join_handle.hpp"
@@ -74,9 +75,10 @@ bool executor_cancelled(ExecutorState* executor) noexcept;
 void note_cancelled_before_start(ExecutorState* executor) noexcept;
 void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;
 const CancelToken& executor_token(ExecutorState* executor) noexcept;
-void task_ended(ExecutorState* executor) noexcept;                                   // a coroutine task ended
-void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver);  // after begin_spawn
-void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle);      // schedule()
+void task_ended(ExecutorState* executor) noexcept;  // a coroutine task ended
+// After begin_spawn; the driver runs with `context` as its task context.
+void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver, TaskContext* context);
+void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle);  // schedule()
 
 // What a spawned work item produces, whichever form it takes: a callable's result, or T of a
 // Task<T> / of a callable returning Task<T>.
@@ -116,6 +118,7 @@ class TaskDriver {
  public:
   struct promise_type {
     ExecutorState* executor = nullptr;
+    TaskContext context;  // the task's, for as long as the frame lives (detail/task_context.hpp)
 
     TaskDriver get_return_object() noexcept {
       return TaskDriver{std::coroutine_handle<promise_type>::from_promise(*this)};
@@ -175,6 +178,8 @@ TaskDriver drive(ExecutorState* executor, F work, Sink sink) {
 // detached task. Used by the coroutine driver above and by callable records (SinkCompletion).
 struct DetachedSink {
   ExecutorState* executor;
+  // The task's token: a child of the executor's, made only if the task asks for it.
+  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&executor_token(executor), true}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return executor_cancelled(executor); }
   void cancelled() const noexcept { note_cancelled_before_start(executor); }
   void value() const noexcept {}
@@ -193,6 +198,7 @@ struct DetachedSink {
 template <class T>
 struct HandleSink {
   JoinState<T>* state;
+  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&state->token(), false}; }  // its own
   [[nodiscard]] bool cancelled_before_start() const noexcept { return state->token().is_cancelled(); }
   void cancelled() const {
     note_cancelled_before_start(state->executor());
@@ -214,14 +220,16 @@ void spawn_coroutine(ExecutorState* executor, F&& work, Sink sink) {
   begin_spawn(executor);
   std::coroutine_handle<TaskDriver::promise_type> driver;
   try {
+    const TaskTokenSource source = sink.token_source();
     driver = drive<T>(executor, std::decay_t<F>(std::forward<F>(work)), std::move(sink)).handle;
     driver.promise().executor = executor;
+    driver.promise().context.reset(source);
   } catch (...) {
     abandon_spawn(executor);
     throw;
   }
   try {
-    start_coroutine_task(executor, driver);
+    start_coroutine_task(executor, driver, &driver.promise().context);
   } catch (...) {
     driver.destroy();  // never started: frees the work; the caller releases any join state
     abandon_spawn(executor);
@@ -236,6 +244,8 @@ struct SinkCompletion {
 
   template <class F>
   void operator()(F& fn) noexcept {
+    TaskContext context(sink.token_source());
+    TaskContextScope scope(&context);
     if (sink.cancelled_before_start()) {
       sink.cancelled();
     } else {

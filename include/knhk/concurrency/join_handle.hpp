@@ -17,6 +17,7 @@
 
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
+#include "knhk/concurrency/detail/task_context.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
 
 namespace knhk::concurrency {
@@ -62,7 +63,7 @@ class JoinState : public JoinDone {
     // awaiter's waiter_ fields written before its compare-exchange.
     const std::uint32_t before = done_.exchange(kDone, std::memory_order_acq_rel);
     done_.notify_all();
-    if (before == kAwaited) resume_on(waiter_executor_, waiter_);  // on the awaiter's executor
+    if (before == kAwaited) waiter_where_.resume(waiter_);  // on the awaiter's executor
     if (before == kBlocked) wake_blocked_worker(executor_, blocked_worker_);
   }
   [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) == kDone; }
@@ -71,7 +72,7 @@ class JoinState : public JoinDone {
   // (then the coroutine continues at once).
   bool set_waiter(std::coroutine_handle<> waiter) noexcept {
     waiter_ = waiter;
-    waiter_executor_ = current_executor_state();
+    waiter_where_ = ResumePoint::here();
     std::uint32_t expected = kPending;
     // acq_rel: release publishes waiter_ to mark_done(); acquire (on failure) sees the result.
     return done_.compare_exchange_strong(expected, kAwaited, std::memory_order_acq_rel, std::memory_order_acquire);
@@ -81,9 +82,9 @@ class JoinState : public JoinDone {
  private:
   std::atomic<std::uint32_t> refs_{2};  // the handle and the task record
   std::atomic<std::uint32_t> done_{kPending};
-  std::coroutine_handle<> waiter_;            // written before done_ becomes kAwaited
-  ExecutorState* waiter_executor_ = nullptr;  // where the waiter was suspended (null: nowhere)
-  void* blocked_worker_ = nullptr;            // written before done_ becomes kBlocked
+  std::coroutine_handle<> waiter_;  // written before done_ becomes kAwaited
+  ResumePoint waiter_where_;        // where the waiter was suspended
+  void* blocked_worker_ = nullptr;  // written before done_ becomes kBlocked
   ExecutorState* executor_;
   CancelToken token_;  // the task's own token (abort() cancels it)
   TaskResult<T> result_;
@@ -121,20 +122,41 @@ class [[nodiscard]] JoinHandle {
   class [[nodiscard]] Awaiter {
    public:
     explicit Awaiter(detail::JoinState<T>* state) noexcept : state_(state) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
     [[nodiscard]] bool await_ready() const {
       if (state_ == nullptr) throw std::logic_error("knhk: co_await on an empty JoinHandle");
       return state_->is_done();
     }
-    bool await_suspend(std::coroutine_handle<> waiter) noexcept { return state_->set_waiter(waiter); }
-    T await_resume() { return state_->result().take(); }
+    bool await_suspend(std::coroutine_handle<> waiter) {
+      // Cancelling the awaiting task aborts the awaited one, and the awaiter still waits for its
+      // end: no task is left behind by a cancelled waiter. Registered before the waiter is
+      // published, since the task's end may resume the waiter (and reset this) at once.
+      if (detail::TaskContext* context = detail::current_task_context()) {
+        forward_ = context->observed().on_cancel(Abort{state_});
+      }
+      return state_->set_waiter(waiter);
+    }
+    T await_resume() {
+      forward_.reset();
+      return state_->result().take();
+    }
 
    private:
+    struct Abort {
+      detail::JoinState<T>* state;
+      void operator()() const noexcept { state->token().cancel(); }
+    };
     detail::JoinState<T>* state_;
+    CancelRegistration forward_;
   };
 
-  /// Suspends the awaiting coroutine (no thread blocks) until the task ends; resumes it on a
-  /// worker of the executor it was suspended on (inline on the finishing worker if it was on
-  /// none), with the task's value or exception. Await once.
+  /// Suspends the awaiting coroutine (no thread is blocked) until the task ends, then resumes it
+  /// on a worker of the executor it was suspended on (inline on the finishing worker if it was on
+  /// none) with the task's value or exception. Await once. If the awaiting task's token is
+  /// cancelled meanwhile, the awaited task is aborted and still awaited: the outcome is then
+  /// whatever it ended with (Cancelled if it had not started or stopped at a cancellation-aware
+  /// wait; its value if it finished anyway).
   Awaiter operator co_await() & noexcept { return Awaiter{state_}; }
   Awaiter operator co_await() && noexcept { return Awaiter{state_}; }
 

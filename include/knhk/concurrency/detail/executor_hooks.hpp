@@ -10,24 +10,36 @@
 namespace knhk::concurrency::detail {
 
 class ExecutorState;
-
 /// The executor whose worker is calling, else nullptr.
 ExecutorState* current_executor_state() noexcept;
 
 /// Queues `handle` to be resumed by a worker of `executor` (its local queue when called on one of
-/// its workers, else the injector). After the executor has stopped, resumes it inline instead.
-void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle) noexcept;
+/// its workers, else the injector), with `context` as the thread's task context while it runs.
+/// After the executor has stopped, resumes it inline instead.
+void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept;
 
 /// Wakes `worker` of `executor`, which blocked in a JoinHandle::get() (see JoinState).
 void wake_blocked_worker(ExecutorState* executor, void* worker) noexcept;
 
-/// Resumes `handle` where it belongs: on `executor` if it was suspended on one, else inline.
-inline void resume_on(ExecutorState* executor, std::coroutine_handle<> handle) noexcept {
+/// Resumes `handle` where it belongs: on `executor` if it was suspended on one, else inline; in
+/// either case with `context`, the task context it was suspended with.
+inline void resume_on(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
   if (executor != nullptr) {
-    schedule_resume(executor, handle);
+    schedule_resume(executor, handle, context);
   } else {
+    TaskContextScope scope(context);
     resume_inline(handle);
   }
 }
+
+/// Where a suspending coroutine is to be resumed: the executor whose worker suspends it (null on
+/// any other thread) and the task context it runs with. Recorded by every library awaiter.
+struct ResumePoint {
+  ExecutorState* executor = nullptr;
+  TaskContext* context = nullptr;
+
+  static ResumePoint here() noexcept { return {current_executor_state(), current_task_context()}; }
+  void resume(std::coroutine_handle<> handle) const noexcept { resume_on(executor, handle, context); }
+};
 
 }  // namespace knhk::concurrency::detail

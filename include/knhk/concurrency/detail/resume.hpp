@@ -36,11 +36,36 @@
 
 namespace knhk::concurrency::detail {
 
+class TaskContext;  // detail/task_context.hpp
+
+// The context of the task running on this thread (rules in detail/task_context.hpp). Trivially
+// destructible and constant-initialised: no TLS guard on access.
+inline thread_local TaskContext* tls_task_context = nullptr;
+
+/// The context of the task running on this thread, or nullptr outside any task.
+inline TaskContext* current_task_context() noexcept { return tls_task_context; }
+
+/// Sets the thread's task context for a scope and restores the previous one at its end.
+class TaskContextScope {
+ public:
+  explicit TaskContextScope(TaskContext* context) noexcept : saved_(tls_task_context) { tls_task_context = context; }
+  ~TaskContextScope() { tls_task_context = saved_; }
+  TaskContextScope(const TaskContextScope&) = delete;
+  TaskContextScope& operator=(const TaskContextScope&) = delete;
+
+ private:
+  TaskContext* saved_;
+};
+
 #if KNHK_TAIL_CALL_TRANSFER
 inline namespace tail_call_transfer {  // distinct symbols per mode: both may meet in one program
 
-/// Resumes `handle` on this thread; returns when it (and whatever it transferred to) suspends.
-inline void resume_inline(std::coroutine_handle<> handle) noexcept { handle.resume(); }
+/// Resumes `handle` on this thread; returns when it (and whatever it transferred to) suspends,
+/// with the thread's task context as it was before (the coroutine may have changed it).
+inline void resume_inline(std::coroutine_handle<> handle) noexcept {
+  const TaskContextScope restore(tls_task_context);
+  handle.resume();
+}
 
 /// What the await_suspend of coroutine `self` returns to continue with `next`.
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> /*self*/, std::coroutine_handle<> next) noexcept {
@@ -61,6 +86,7 @@ struct Trampoline {
 inline thread_local Trampoline tls_trampoline;
 
 inline void resume_inline(std::coroutine_handle<> handle) noexcept {
+  const TaskContextScope restore(tls_task_context);  // as in tail-call mode
   Trampoline& trampoline = tls_trampoline;
   const Trampoline outer = std::exchange(trampoline, Trampoline{true, nullptr, {}});
   while (handle) {

@@ -1,0 +1,527 @@
+// Time and cancellation helpers: sleeps, deadlines, yield_now, current_token, run_until_cancelled.
+// Real executors and the library's real timer thread; no test asserts on how fast anything is.
+// A deadline may only be checked from below (a sleep never ends before it), never from above.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "knhk/concurrency.hpp"
+
+namespace kc = knhk::concurrency;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Waits (bounded) until pending_timers() drops back to `expected`: a timer's last step on the timer
+// thread may trail the resumption it caused by a moment.
+bool pending_timers_settle_at(std::size_t expected) {
+  for (int i = 0; i < 2000; ++i) {
+    if (kc::pending_timers() == expected) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return kc::pending_timers() == expected;
+}
+
+void raise_max(std::atomic<int>& max, int value) {
+  for (int seen = max.load(); value > seen && !max.compare_exchange_weak(seen, value);) {
+  }
+}
+
+}  // namespace
+
+TEST(Sleep, SleepForNeverEndsBeforeItsDuration) {
+  kc::WorkStealingExecutor ex(2);
+  const auto start = Clock::now();
+  ex.block_on(kc::sleep_for(20ms));
+  EXPECT_GE(Clock::now() - start, 20ms);
+}
+
+TEST(Sleep, SleepUntilNeverEndsBeforeItsDeadline) {
+  kc::WorkStealingExecutor ex(1);
+  const auto deadline = Clock::now() + 15ms;
+  ex.block_on(kc::sleep_until(deadline));
+  EXPECT_GE(Clock::now(), deadline);
+}
+
+TEST(Sleep, AZeroOrNegativeSleepCompletesAtOnceWithoutATimer) {
+  kc::WorkStealingExecutor ex(1);
+  const std::size_t before = kc::pending_timers();
+  ex.block_on([]() -> kc::Task<void> {
+    co_await kc::sleep_for(0ns);
+    co_await kc::sleep_for(-5ms);
+    co_await kc::sleep_until(Clock::now() - 1s);
+  }());
+  EXPECT_EQ(kc::pending_timers(), before);
+}
+
+TEST(Sleep, ASleepingTaskResumesOnAWorkerOfItsExecutor) {
+  kc::WorkStealingExecutor ex(2);
+  const bool on_worker = ex.block_on([&ex]() -> kc::Task<bool> {
+    co_await kc::sleep_for(5ms);
+    co_return kc::WorkStealingExecutor::current() == &ex;
+  }());
+  EXPECT_TRUE(on_worker);
+}
+
+TEST(Sleep, ASleepOffAnyExecutorResumesOnTheTimerThread) {
+  const auto caller = std::this_thread::get_id();
+  const auto resumed_on = kc::sync_wait([]() -> kc::Task<std::thread::id> {
+    co_await kc::sleep_for(5ms);
+    co_return std::this_thread::get_id();
+  }());
+  EXPECT_NE(resumed_on, caller);
+}
+
+TEST(Sleep, SleepingTasksHoldNoThreadSoMoreSleepThanThereAreWorkers) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<int> sleeping{0};
+  std::atomic<int> most_sleeping{0};
+  std::atomic<int> woke{0};
+  for (int i = 0; i < 400; ++i) {
+    ex.spawn([&]() -> kc::Task<void> {
+      raise_max(most_sleeping, sleeping.fetch_add(1) + 1);
+      co_await kc::sleep_for(50ms);
+      sleeping.fetch_sub(1);
+      woke.fetch_add(1);
+    });
+  }
+  ex.shutdown();
+  EXPECT_EQ(woke.load(), 400);
+  EXPECT_GT(most_sleeping.load(), 2);  // a sleep that held a worker would cap this at 2
+}
+
+TEST(Sleep, MixedComputeAndSleepTasksAllFinishWithExactCounts) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<long> computed{0};
+  std::atomic<int> slept{0};
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 4 == 0) {
+      ex.spawn([&, i]() -> kc::Task<void> {
+        co_await kc::sleep_for(std::chrono::milliseconds(i % 7));
+        slept.fetch_add(1);
+      });
+    } else {
+      ex.spawn([&, i] { computed.fetch_add(i); });
+    }
+  }
+  ex.shutdown();
+  long expected = 0;
+  for (int i = 0; i < 2000; ++i) expected += (i % 4 == 0) ? 0 : i;
+  EXPECT_EQ(slept.load(), 500);
+  EXPECT_EQ(computed.load(), expected);
+}
+
+TEST(Sleep, CancellingTheExplicitTokenEndsTheSleepWithCancelled) {
+  kc::WorkStealingExecutor ex(2);
+  kc::CancelToken token;
+  const std::size_t before = kc::pending_timers();
+  auto sleeper = ex.spawn_with_handle(kc::sleep_for(1h, token));
+  while (kc::pending_timers() == before) std::this_thread::sleep_for(1ms);  // it is asleep
+  token.cancel();
+  EXPECT_THROW(sleeper.get(), kc::Cancelled);
+  EXPECT_TRUE(pending_timers_settle_at(before));
+}
+
+TEST(Sleep, AbortingATaskEndsItsSleepThroughCurrentToken) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> asleep{false};
+  std::atomic<bool> after_sleep{false};
+  auto task = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    asleep = true;
+    co_await kc::sleep_for(1h);
+    after_sleep = true;
+  });
+  while (!asleep) std::this_thread::sleep_for(1ms);
+  task.abort();
+  EXPECT_THROW(task.get(), kc::Cancelled);
+  EXPECT_FALSE(after_sleep.load());
+}
+
+TEST(Sleep, ASleepWithAnAlreadyCancelledTokenThrowsAtOnce) {
+  kc::CancelToken token;
+  token.cancel();
+  EXPECT_THROW(kc::sync_wait(kc::sleep_for(1h, token)), kc::Cancelled);
+  EXPECT_THROW(kc::sync_wait(kc::sleep_for(0ns, token)), kc::Cancelled);
+}
+
+TEST(Sleep, ACancelledSleepOffAnyExecutorResumesOnTheCancellingThread) {
+  kc::CancelToken token;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(10ms);
+    token.cancel();
+  });
+  EXPECT_THROW(kc::sync_wait(kc::sleep_for(1h, token)), kc::Cancelled);
+  canceller.join();
+}
+
+TEST(Sleep, TheSleepHelpersCopyTheirTokenSoATemporaryIsSafe) {
+  kc::WorkStealingExecutor ex(1);
+  kc::Task<void> sleep = [] {
+    kc::CancelToken temporary;
+    return kc::sleep_for(1ms, temporary);
+  }();  // the token handle is gone; the Task keeps its own copy
+  EXPECT_NO_THROW(ex.block_on(std::move(sleep)));
+}
+
+TEST(Sleep, ADeepAwaitChainEndingInASleepUnwindsWithCancelledWhenItsTaskIsAborted) {
+  kc::WorkStealingExecutor ex(2);
+  struct Chain {
+    static kc::Task<int> down(int depth, std::atomic<bool>& asleep) {
+      if (depth == 0) {
+        asleep = true;
+        co_await kc::sleep_for(1h);
+        co_return 0;
+      }
+      co_return 1 + co_await down(depth - 1, asleep);
+    }
+  };
+  std::atomic<bool> asleep{false};
+  auto deep = ex.spawn_with_handle(Chain::down(10000, asleep));
+  while (!asleep) std::this_thread::sleep_for(1ms);
+  deep.abort();
+  EXPECT_THROW(deep.get(), kc::Cancelled);
+}
+
+TEST(Sleep, ADeepAwaitChainWithSleepsAtEveryLevelReturnsItsValue) {
+  kc::WorkStealingExecutor ex(2);
+  struct Chain {
+    static kc::Task<int> down(int depth) {
+      if (depth == 0) co_return 0;
+      if (depth % 500 == 0) co_await kc::sleep_for(1ms);
+      co_return 1 + co_await down(depth - 1);
+    }
+  };
+  EXPECT_EQ(ex.block_on(Chain::down(5000)), 5000);
+}
+
+TEST(Sleep, FastShutdownThroughTheExecutorTokenEndsTasksSleepingForHours) {
+  std::atomic<int> cancelled{0};
+  std::atomic<int> finished{0};
+  {
+    kc::WorkStealingExecutor ex(2);
+    for (int i = 0; i < 1000; ++i) {
+      ex.spawn([&]() -> kc::Task<void> {
+        try {
+          co_await kc::sleep_for(5h);
+          finished.fetch_add(1);
+        } catch (const kc::Cancelled&) {
+          cancelled.fetch_add(1);
+          throw;
+        }
+      });
+    }
+    ex.token().cancel();
+    ex.shutdown();
+  }
+  // Some tasks may not have started before the cancel: they never run. None slept its 5 hours.
+  EXPECT_EQ(finished.load(), 0);
+  EXPECT_LE(cancelled.load(), 1000);
+  EXPECT_TRUE(pending_timers_settle_at(0));
+}
+
+TEST(CancelAfter, CancelsTheTokenLaterNotEarlier) {
+  kc::CancelToken token;
+  std::atomic<Clock::rep> cancelled_at{0};
+  auto registration = token.on_cancel([&] { cancelled_at = Clock::now().time_since_epoch().count(); });
+  const auto start = Clock::now();
+  kc::cancel_after(token, 30ms);
+  while (cancelled_at.load() == 0) std::this_thread::sleep_for(1ms);
+  EXPECT_GE(Clock::duration(cancelled_at.load()), start.time_since_epoch() + 30ms);
+  EXPECT_TRUE(token.is_cancelled());
+}
+
+TEST(CancelAfter, CancelsTheTokensChildrenToo) {
+  kc::CancelToken parent;
+  const kc::CancelToken child = parent.child_token();
+  kc::cancel_after(parent, 1ms);
+  EXPECT_THROW(kc::sync_wait(kc::sleep_for(1h, child)), kc::Cancelled);
+}
+
+TEST(CancelAfter, ATokenCancelledEarlierReleasesItsTimerAtOnce) {
+  const std::size_t before = kc::pending_timers();
+  kc::CancelToken token;
+  kc::cancel_after(token, 1h);
+  EXPECT_EQ(kc::pending_timers(), before + 1);
+  token.cancel();
+  EXPECT_EQ(kc::pending_timers(), before);  // removed by the cancel, on this thread
+}
+
+TEST(CancelAfter, ANonPositiveDelayCancelsNow) {
+  kc::CancelToken token;
+  kc::cancel_after(token, 0ns);
+  EXPECT_TRUE(token.is_cancelled());
+}
+
+TEST(CancelAfter, BoundsASleepOfTheSameTask) {
+  kc::WorkStealingExecutor ex(2);
+  auto task = ex.spawn_with_handle([]() -> kc::Task<void> {
+    kc::cancel_after(kc::current_token(), 10ms);
+    co_await kc::sleep_for(1h);
+  });
+  EXPECT_THROW(task.get(), kc::Cancelled);
+}
+
+TEST(CancelAfter, ManyDeadlinesFromManyThreadsAllFire) {
+  std::vector<kc::CancelToken> tokens(4000);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::size_t i = t; i < tokens.size(); i += 4)
+        kc::cancel_after(tokens[i], std::chrono::milliseconds(1 + i % 20));
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& token : tokens) {
+    while (!token.is_cancelled()) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(pending_timers_settle_at(0));
+}
+
+TEST(CurrentToken, OutsideAnyTaskItIsAFreshTokenNobodyCancels) {
+  const kc::CancelToken a = kc::current_token();
+  const kc::CancelToken b = kc::current_token();
+  EXPECT_FALSE(a.is_cancelled());
+  EXPECT_FALSE(a == b);
+}
+
+TEST(CurrentToken, ADetachedTaskGetsAChildOfTheExecutorToken) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> child_cancelled_by_root{false};
+  std::atomic<bool> root_untouched_by_child{false};
+  std::atomic<bool> done{false};
+  ex.spawn([&] {
+    const kc::CancelToken mine = kc::current_token();
+    EXPECT_FALSE(mine == ex.token());
+    EXPECT_TRUE(kc::current_token() == mine);  // the same token for the whole task
+    mine.cancel();
+    root_untouched_by_child = !ex.token().is_cancelled();
+    done = true;
+  });
+  while (!done) std::this_thread::sleep_for(1ms);
+  auto second = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    const kc::CancelToken mine = kc::current_token();
+    co_await mine.cancelled();
+    child_cancelled_by_root = true;
+  });
+  ex.token().cancel();
+  try {
+    second.get();
+  } catch (const kc::Cancelled&) {
+    child_cancelled_by_root = true;  // cancelled before it started: fine too
+  }
+  EXPECT_TRUE(root_untouched_by_child.load());
+  EXPECT_TRUE(child_cancelled_by_root.load());
+}
+
+TEST(CurrentToken, AHandledTaskHasItsOwnTokenThatAbortCancels) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> started{false};
+  auto task = ex.spawn_with_handle([&]() -> kc::Task<bool> {
+    started = true;
+    co_await kc::current_token().cancelled();
+    co_return true;
+  });
+  while (!started) std::this_thread::sleep_for(1ms);
+  task.abort();
+  EXPECT_TRUE(task.get());
+  EXPECT_FALSE(ex.token().is_cancelled());
+}
+
+TEST(CurrentToken, ItFollowsACoroutineTaskAcrossSuspensionsAndWorkers) {
+  kc::WorkStealingExecutor ex(2);
+  kc::WorkStealingExecutor other(1);
+  const bool same = ex.block_on([&]() -> kc::Task<bool> {
+    const kc::CancelToken before = kc::current_token();
+    co_await kc::sleep_for(1ms);
+    co_await other.schedule();  // another executor's worker
+    co_await kc::yield_now();
+    co_await ex.schedule();
+    co_return kc::current_token() == before;
+  }());
+  EXPECT_TRUE(same);
+}
+
+TEST(CurrentToken, AHelpingWaitRestoresTheWaitingTasksToken) {
+  kc::WorkStealingExecutor ex(1);
+  const bool same = ex.block_on([&]() -> kc::Task<bool> {
+    const kc::CancelToken before = kc::current_token();
+    auto inner = ex.spawn_with_handle([] { return kc::current_token(); });
+    const kc::CancelToken theirs = inner.get();  // helps: runs `inner` on this very worker
+    co_return kc::current_token() == before && !(theirs == before);
+  }());
+  EXPECT_TRUE(same);
+}
+
+TEST(JoinAwait, CancellingTheAwaitingTaskAbortsTheAwaitedOne) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> child_asleep{false};
+  std::atomic<bool> child_slept_through{false};
+  auto parent = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    auto child = ex.spawn_with_handle([&]() -> kc::Task<void> {
+      child_asleep = true;
+      co_await kc::sleep_for(1h);
+      child_slept_through = true;
+    });
+    co_await child;  // rethrows the child's Cancelled
+  });
+  while (!child_asleep) std::this_thread::sleep_for(1ms);
+  parent.abort();
+  EXPECT_THROW(parent.get(), kc::Cancelled);
+  ex.shutdown();  // the child has ended too
+  EXPECT_FALSE(child_slept_through.load());
+}
+
+TEST(YieldNow, LetsASiblingRunOnASingleWorker) {
+  kc::WorkStealingExecutor ex(1);
+  std::atomic<bool> flag{false};
+  auto poller = ex.spawn_with_handle([&]() -> kc::Task<long> {
+    long yields = 0;
+    while (!flag.load()) {
+      co_await kc::yield_now();
+      ++yields;
+    }
+    co_return yields;
+  });
+  ex.spawn([&] { flag = true; });  // queued behind the poller on the only worker
+  EXPECT_GE(poller.get(), 1);
+}
+
+TEST(YieldNow, LetsLocallyQueuedWorkRunFirst) {
+  kc::WorkStealingExecutor ex(1);
+  const int order = ex.block_on([&]() -> kc::Task<int> {
+    std::atomic<int> ran{0};
+    for (int i = 0; i < 10; ++i) ex.spawn([&] { ran.fetch_add(1); });  // this worker's own queue
+    co_await kc::yield_now();
+    co_return ran.load();
+  }());
+  EXPECT_EQ(order, 10);
+}
+
+TEST(YieldNow, ThrowsCancelledOnceTheTasksTokenIsCancelled) {
+  kc::WorkStealingExecutor ex(1);
+  auto poller = ex.spawn_with_handle([]() -> kc::Task<void> {
+    for (;;) co_await kc::yield_now();
+  });
+  poller.abort();
+  EXPECT_THROW(poller.get(), kc::Cancelled);
+}
+
+TEST(YieldNow, OffAnyExecutorItJustGoesOn) {
+  EXPECT_NO_THROW(kc::sync_wait([]() -> kc::Task<void> { co_await kc::yield_now(); }()));
+}
+
+TEST(RunUntilCancelled, ReturnsTheValueWhenTheWorkFinishesFirst) {
+  kc::WorkStealingExecutor ex(2);
+  kc::CancelToken token;
+  const std::optional<int> result = ex.block_on(kc::run_until_cancelled(token, []() -> kc::Task<int> {
+    co_await kc::sleep_for(1ms);
+    co_return 7;
+  }()));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(*result, 7);
+}
+
+TEST(RunUntilCancelled, ReturnsEmptyWhenTheTokenIsCancelledFirstAndTheWorkHasEnded) {
+  kc::WorkStealingExecutor ex(2);
+  kc::CancelToken token;
+  std::atomic<bool> work_ended{false};
+  std::atomic<bool> work_asleep{false};
+  auto work = [&]() -> kc::Task<int> {  // named: the coroutine refers to the lambda's captures
+    struct MarkEnded {
+      std::atomic<bool>* flag;
+      ~MarkEnded() { *flag = true; }
+    } mark{&work_ended};
+    work_asleep = true;
+    co_await kc::sleep_for(1h);
+    co_return 1;
+  };
+  auto run = ex.spawn_with_handle(kc::run_until_cancelled(token, work()));
+  while (!work_asleep) std::this_thread::sleep_for(1ms);
+  token.cancel();
+  EXPECT_FALSE(run.get().has_value());
+  EXPECT_TRUE(work_ended.load());  // no orphan: the work had finished when the result came
+}
+
+TEST(RunUntilCancelled, TheWorksCurrentTokenDescendsFromTheGivenToken) {
+  kc::CancelToken token;
+  const std::optional<bool> linked = kc::sync_wait(kc::run_until_cancelled(token, [&]() -> kc::Task<bool> {
+    const kc::CancelToken inner = kc::current_token();
+    token.cancel();
+    co_return inner.is_cancelled();
+  }()));
+  ASSERT_TRUE(linked.has_value());  // the work finished normally, so its value is kept
+  EXPECT_TRUE(*linked);
+}
+
+TEST(RunUntilCancelled, KeepsTheValueWhenTheWorkFinishesDespiteTheCancel) {
+  kc::CancelToken token;
+  const std::optional<int> result = kc::sync_wait(kc::run_until_cancelled(token, [&]() -> kc::Task<int> {
+    token.cancel();  // the work ignores it and completes
+    co_return 3;
+  }()));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(*result, 3);
+}
+
+TEST(RunUntilCancelled, WithAnAlreadyCancelledTokenTheWorkNeverStarts) {
+  kc::CancelToken token;
+  token.cancel();
+  bool started = false;
+  const bool finished = kc::sync_wait(kc::run_until_cancelled(token, [&]() -> kc::Task<void> {
+    started = true;
+    co_return;
+  }()));
+  EXPECT_FALSE(finished);
+  EXPECT_FALSE(started);
+}
+
+TEST(RunUntilCancelled, TheVoidFormSaysWhetherTheWorkFinished) {
+  kc::WorkStealingExecutor ex(2);
+  kc::CancelToken token;
+  EXPECT_TRUE(ex.block_on(kc::run_until_cancelled(token, kc::sleep_for(1ms))));
+  kc::cancel_after(token, 5ms);
+  EXPECT_FALSE(ex.block_on(kc::run_until_cancelled(token, kc::sleep_for(1h))));
+}
+
+TEST(RunUntilCancelled, OtherExceptionsOfTheWorkPropagate) {
+  kc::CancelToken token;
+  EXPECT_THROW(kc::sync_wait(kc::run_until_cancelled(token,
+                                                     []() -> kc::Task<int> {
+                                                       throw std::runtime_error("work failed");
+                                                       co_return 0;
+                                                     }())),
+               std::runtime_error);
+}
+
+TEST(RunUntilCancelled, CancellingTheEnclosingTaskStopsTheWorkAndPropagatesCancelled) {
+  kc::WorkStealingExecutor ex(2);
+  kc::CancelToken unrelated;
+  std::atomic<bool> asleep{false};
+  auto outer = ex.spawn_with_handle([&]() -> kc::Task<std::optional<int>> {
+    co_return co_await kc::run_until_cancelled(unrelated, [&]() -> kc::Task<int> {
+      asleep = true;
+      co_await kc::sleep_for(1h);
+      co_return 1;
+    }());
+  });
+  while (!asleep) std::this_thread::sleep_for(1ms);
+  outer.abort();
+  EXPECT_THROW(outer.get(), kc::Cancelled);  // not absorbed: `unrelated` was never cancelled
+}
+
+TEST(RunUntilCancelled, RestoresTheEnclosingTasksTokenAfterwards) {
+  kc::WorkStealingExecutor ex(2);
+  const bool same = ex.block_on([]() -> kc::Task<bool> {
+    const kc::CancelToken before = kc::current_token();
+    kc::CancelToken token;
+    (void)co_await kc::run_until_cancelled(token, kc::sleep_for(2ms));
+    co_return kc::current_token() == before;
+  }());
+  EXPECT_TRUE(same);
+}
