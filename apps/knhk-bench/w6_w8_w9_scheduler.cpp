@@ -26,13 +26,6 @@ constexpr std::size_t kChain = 1000;       // W6
 constexpr std::size_t kCpuTasks = 10'000;  // W9
 constexpr double kCpuTaskUs = 50.0;        // W9: each task computes for about this long
 
-double process_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 // --- W6: each task spawns the next; ns per hop ---
 
 double knhk_chain(kc::WorkStealingExecutor& ex) {

@@ -1,5 +1,6 @@
 #include "workload.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +15,13 @@ std::size_t resident_kib() {
   statm >> total_pages >> resident_pages;
   const long page_size = ::sysconf(_SC_PAGESIZE);
   return resident_pages * static_cast<std::size_t>(page_size) / 1024;
+}
+
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 void show_progress(const std::string& workload, int repetition, int repetitions) {

@@ -35,6 +35,9 @@ inline double nanoseconds_between(Clock::time_point start, Clock::time_point end
 /// Resident set size of this process, in KiB (from /proc/self/statm).
 std::size_t resident_kib();
 
+/// User plus system CPU time of this whole process so far, in seconds (getrusage).
+double process_cpu_seconds();
+
 /// Rewrites the progress line on stderr: which workload runs, which repetition.
 void show_progress(const std::string& workload, int repetition, int repetitions);
 
@@ -47,5 +50,6 @@ struct Workload {
 std::vector<Row> run_spawn_workloads(const Options& options);      // W1, W2, W3
 std::vector<Row> run_scheduler_workloads(const Options& options);  // W6, W8, W9
 std::vector<Row> run_cancel_workload(const Options& options);      // W10
+std::vector<Row> run_timer_workload(const Options& options);       // W11
 
 }  // namespace knhk::bench
