@@ -1,5 +1,7 @@
 #include "timer_service.hpp"
 
+#include "knhk/concurrency/detail/resume.hpp"
+
 #include <pthread.h>
 
 #include <limits>
@@ -55,6 +57,7 @@ std::size_t TimerService::pending() const noexcept {
 }
 
 void TimerService::run() noexcept {
+  tls_timer_thread = true;  // blocking waits refuse to run here (detail/resume.hpp)
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_tick_ = 0;  // awake: adders need not notify (Protocol 1)

@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "knhk/concurrency.hpp"
@@ -524,4 +526,78 @@ TEST(RunUntilCancelled, RestoresTheEnclosingTasksTokenAfterwards) {
     co_return kc::current_token() == before;
   }());
   EXPECT_TRUE(same);
+}
+
+namespace {
+
+// Records, in its destructor, the token current at that moment (when armed: moves disarm).
+struct TokenProbe {
+  std::shared_ptr<std::optional<kc::CancelToken>> seen = std::make_shared<std::optional<kc::CancelToken>>();
+  bool armed = true;
+  TokenProbe() = default;
+  TokenProbe(TokenProbe&& other) noexcept : seen(other.seen), armed(std::exchange(other.armed, false)) {}
+  TokenProbe(const TokenProbe&) = delete;
+  TokenProbe& operator=(const TokenProbe&) = delete;
+  TokenProbe& operator=(TokenProbe&&) = delete;
+  ~TokenProbe() {
+    if (armed) *seen = kc::current_token();
+  }
+};
+
+}  // namespace
+
+TEST(CurrentToken, ACoroutineTasksCapturesAreDestroyedUnderItsOwnToken) {
+  kc::WorkStealingExecutor ex(1);
+  TokenProbe probe;
+  auto seen = probe.seen;
+  auto task_token = std::make_shared<std::optional<kc::CancelToken>>();
+  ex.spawn([probe = std::move(probe), task_token]() -> kc::Task<void> {
+    *task_token = kc::current_token();  // makes the task's own child token
+    co_return;
+  });
+  ex.shutdown();
+  ASSERT_TRUE(seen->has_value());
+  EXPECT_TRUE(**seen == **task_token);
+}
+
+TEST(CurrentToken, ACallableTasksCapturesAreDestroyedUnderItsOwnTokenNotTheHelpers) {
+  kc::WorkStealingExecutor ex(1);
+  TokenProbe probe;
+  auto seen = probe.seen;
+  const bool helper_token_leaked = ex.block_on([&]() -> kc::Task<bool> {
+    auto inner = ex.spawn_with_handle([p = std::move(probe)] { return 0; });
+    (void)inner.get();  // helps: runs `inner` on this very worker
+    co_return seen->has_value() && **seen == kc::current_token();
+  }());
+  EXPECT_FALSE(helper_token_leaked);
+  ASSERT_TRUE(seen->has_value());
+}
+
+TEST(RunUntilCancelled, AnEmptyWorkTaskLeavesTheEnclosingTokenInPlace) {
+  kc::WorkStealingExecutor ex(1);
+  const bool same = ex.block_on([]() -> kc::Task<bool> {
+    const kc::CancelToken before = kc::current_token();
+    kc::CancelToken token;
+    try {
+      (void)co_await kc::run_until_cancelled(token, kc::Task<int>{});
+    } catch (const std::logic_error&) {
+      // awaiting an empty Task is a logic error; the task goes on
+    }
+    co_return kc::current_token() == before;
+  }());
+  EXPECT_TRUE(same);
+}
+
+TEST(Sleep, BlockingWaitsRefuseToRunOnTheTimerThread) {
+  kc::WorkStealingExecutor ex(1);
+  const bool refused = kc::sync_wait([&]() -> kc::Task<bool> {
+    co_await kc::sleep_for(1ms);  // off any executor: continues on the timer thread
+    try {
+      ex.block_on(kc::sleep_for(1ms));  // would wait for the timer thread itself
+    } catch (const std::logic_error&) {
+      co_return true;
+    }
+    co_return false;
+  }());
+  EXPECT_TRUE(refused);
 }

@@ -18,6 +18,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -131,6 +132,7 @@ class TaskDriver {
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
           ExecutorState* const owner = self.promise().executor;
+          tls_task_context = nullptr;  // the context dies with the promise; nothing may find it
           self.destroy();
           task_ended(owner);
         }
@@ -154,21 +156,25 @@ decltype(auto) start_work(F& work) {
 }
 
 template <class T, class F, class Sink>
-TaskDriver drive(ExecutorState* executor, F work, Sink sink) {
+TaskDriver drive(ExecutorState* executor, std::optional<F> work, Sink sink) {
   if (sink.cancelled_before_start()) {
     sink.cancelled();
   } else {
     try {
       if constexpr (std::is_void_v<T>) {
-        co_await start_work(work);
+        co_await start_work(*work);
         sink.value();
       } else {
-        sink.value(co_await start_work(work));
+        sink.value(co_await start_work(*work));
       }
     } catch (...) {
       sink.error(std::current_exception());
     }
   }
+  // The work (a lambda's captures, a Task's frame and parameters) goes now, while this is still
+  // the running task: its destructors see the task's context, and they happen before the outcome
+  // is published. Parameters outlive the promise, so it cannot be left to the frame's end.
+  work.reset();
   sink.finish();
   (void)executor;  // the task's end is reported by final_suspend, after the frame is freed
 }
@@ -221,7 +227,8 @@ void spawn_coroutine(ExecutorState* executor, F&& work, Sink sink) {
   std::coroutine_handle<TaskDriver::promise_type> driver;
   try {
     const TaskTokenSource source = sink.token_source();
-    driver = drive<T>(executor, std::decay_t<F>(std::forward<F>(work)), std::move(sink)).handle;
+    driver = drive<T>(executor, std::optional<std::decay_t<F>>(std::in_place, std::forward<F>(work)), std::move(sink))
+                 .handle;
     driver.promise().executor = executor;
     driver.promise().context.reset(source);
   } catch (...) {
@@ -242,23 +249,28 @@ template <class T, class Sink>
 struct SinkCompletion {
   Sink sink;
 
+  // Runs `fn` and destroys it (CallableRecord's contract): its captures go while this is still the
+  // running task (they see its context) and before the outcome is published.
   template <class F>
   void operator()(F& fn) noexcept {
-    TaskContext context(sink.token_source());
-    TaskContextScope scope(&context);
-    if (sink.cancelled_before_start()) {
-      sink.cancelled();
-    } else {
-      try {
-        if constexpr (std::is_void_v<T>) {
-          fn();
-          sink.value();
-        } else {
-          sink.value(fn());
+    {
+      TaskContext context(sink.token_source());
+      const TaskContextScope scope(&context);
+      if (sink.cancelled_before_start()) {
+        sink.cancelled();
+      } else {
+        try {
+          if constexpr (std::is_void_v<T>) {
+            fn();
+            sink.value();
+          } else {
+            sink.value(fn());
+          }
+        } catch (...) {
+          sink.error(std::current_exception());
         }
-      } catch (...) {
-        sink.error(std::current_exception());
       }
+      std::destroy_at(std::addressof(fn));
     }
     sink.finish();
   }

@@ -112,9 +112,11 @@ class [[nodiscard]] JoinHandle {
   /// True once the task has ended (normally, with an exception, or cancelled before it started).
   [[nodiscard]] bool is_finished() const noexcept { return state_ != nullptr && state_->is_done(); }
 
-  /// Waits for the task and returns its value or rethrows its exception. Call once.
+  /// Waits for the task and returns its value or rethrows its exception. Call once. On the
+  /// library's timer thread it throws std::logic_error instead of blocking every timer.
   T get() {
     if (state_ == nullptr) throw std::logic_error("knhk: get() on an empty JoinHandle");
+    detail::refuse_blocking_on_timer_thread("JoinHandle::get()");
     state_->wait();
     return state_->result().take();
   }

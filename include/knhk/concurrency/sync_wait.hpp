@@ -106,8 +106,10 @@ SyncWaitDriver await_and_store(Task<T>& task, TaskResult<T>& out) {
 }  // namespace detail
 
 /// Runs `task` to completion, blocking the calling thread; returns its value or rethrows.
+/// On the library's timer thread it throws std::logic_error (see detail/resume.hpp).
 template <class T>
 T sync_wait(Task<T> task) {
+  detail::refuse_blocking_on_timer_thread("sync_wait()");
   detail::TaskResult<T> result;
   detail::await_and_store(task, result).run_to_completion();
   return result.take();

@@ -7,6 +7,11 @@
 // process, docs/ARCHITECTURE.md): a sleeping task holds no thread, and a fired sleep resumes on a
 // worker of the executor it was suspended on (on the timer thread if it was on none).
 //
+// The timer thread: a sleep awaited off any executor continues there, and a cancel_after()
+// deadline runs the token's callbacks (and resumes its off-executor waiters) there. Keep such code
+// short; the blocking waits (sync_wait, JoinHandle::get, block_on) throw std::logic_error there,
+// since they would stop every timer. `co_await ex.schedule()` moves onto an executor.
+//
 // Thread safety: every function may be called from any thread.
 // Blocking: none of them blocks a thread; the Tasks suspend their awaiter.
 // Happens-before: cancel() happens before the Cancelled it causes is thrown.
@@ -110,13 +115,12 @@ template <class T>
 class [[nodiscard]] WithContextAwaiter {
  public:
   WithContextAwaiter(TaskContext* context, Task<T>& work) noexcept
-      : context_(context), inner_(std::move(work).operator co_await()) {}
+      : context_(context), saved_(tls_task_context), inner_(std::move(work).operator co_await()) {}
   WithContextAwaiter(const WithContextAwaiter&) = delete;
   WithContextAwaiter& operator=(const WithContextAwaiter&) = delete;
 
   [[nodiscard]] bool await_ready() const noexcept { return inner_.await_ready(); }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    saved_ = tls_task_context;
     tls_task_context = context_;  // the work runs (and records at its suspensions) this context
     return inner_.await_suspend(awaiting);
   }
@@ -127,7 +131,7 @@ class [[nodiscard]] WithContextAwaiter {
 
  private:
   TaskContext* context_;
-  TaskContext* saved_ = nullptr;
+  TaskContext* saved_;  // the awaiting task's context, put back by await_resume
   typename Task<T>::Awaiter inner_;
 };
 

@@ -24,6 +24,8 @@
 #pragma once
 
 #include <coroutine>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #if defined(KNHK_TAIL_CALL_TRANSFER)
@@ -44,6 +46,21 @@ inline thread_local TaskContext* tls_task_context = nullptr;
 
 /// The context of the task running on this thread, or nullptr outside any task.
 inline TaskContext* current_task_context() noexcept { return tls_task_context; }
+
+// True on the library's timer thread (src/timer_service.cpp). A coroutine that slept off any
+// executor continues there, and so does every callback a cancel_after() deadline runs; blocking
+// there on anything a timer completes would stop every timer of the process, so the blocking
+// waits (sync_wait, JoinHandle::get, block_on) refuse with std::logic_error instead.
+inline thread_local bool tls_timer_thread = false;
+
+/// Throws std::logic_error naming `what` when called on the library's timer thread.
+inline void refuse_blocking_on_timer_thread(const char* what) {
+  if (tls_timer_thread) {
+    throw std::logic_error(std::string("knhk: ") + what +
+                           " on the timer thread would block every timer; resume the coroutine on an executor first "
+                           "(co_await ex.schedule())");
+  }
+}
 
 /// Sets the thread's task context for a scope and restores the previous one at its end.
 class TaskContextScope {

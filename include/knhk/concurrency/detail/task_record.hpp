@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -79,24 +80,33 @@ inline void free_record_block(void* block, std::size_t bytes) noexcept {
 }
 
 // A record that owns callable F and, when executed, calls `complete(fn)`, which decides whether to
-// run it (not when its token is already cancelled) and where the outcome goes (a join state, or
-// the executor's unhandled-exception handler).
+// run it (not when its token is already cancelled), where the outcome goes (a join state, or the
+// executor's unhandled-exception handler), and when `fn` is destroyed: `complete` must destroy it
+// (std::destroy_at) before it returns, so that the callable's captures go at a moment of its
+// choosing. Every record is executed exactly once, so `fn` is always destroyed exactly once.
 template <class F, class Complete>
 struct CallableRecord final : TaskRecord {
   template <class G, class C>
-  CallableRecord(G&& g, C&& c)
-      : TaskRecord(&CallableRecord::execute_fn), fn(std::forward<G>(g)), complete(std::forward<C>(c)) {}
+  CallableRecord(G&& g, C&& c) : TaskRecord(&CallableRecord::execute_fn), complete(std::forward<C>(c)) {
+    ::new (static_cast<void*>(std::addressof(fn))) F(std::forward<G>(g));
+  }
+  ~CallableRecord() {}  // `fn` was destroyed by `complete`
+
+  CallableRecord(const CallableRecord&) = delete;
+  CallableRecord& operator=(const CallableRecord&) = delete;
 
   static bool execute_fn(TaskRecord* self) noexcept {
     auto* record = static_cast<CallableRecord*>(self);
-    record->complete(record->fn);
+    record->complete(record->fn);  // runs and destroys fn
     record->~CallableRecord();
     free_record_block(record, sizeof(CallableRecord));
     return true;
   }
 
-  F fn;
   Complete complete;
+  union {
+    F fn;  // constructed in the constructor, destroyed by `complete`
+  };
 };
 
 template <class F, class Complete>
