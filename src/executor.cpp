@@ -220,8 +220,16 @@ class ExecutorState {
     if (Worker* w = tls_worker) WorkerCounters::bump(w->counters.cancelled);
   }
 
+  void note_failed() noexcept {
+    if (on_own_worker()) WorkerCounters::bump(tls_worker->counters.failed);
+  }
+
   void report_unhandled(std::exception_ptr error) noexcept {
-    if (Worker* w = tls_worker) WorkerCounters::bump(w->counters.failed);
+    note_failed();
+    hand_to_handler(std::move(error), "a fire-and-forget task failed");
+  }
+
+  void hand_to_handler(std::exception_ptr error, const char* what) noexcept {
     std::function<void(std::exception_ptr)> handler;
     {
       std::lock_guard lock(handler_mutex_);
@@ -235,7 +243,7 @@ class ExecutorState {
         std::fputs("knhk: the unhandled-exception handler threw; falling back to stderr\n", stderr);
       }
     }
-    std::fprintf(stderr, "knhk: a fire-and-forget task failed: %s\n", describe_exception(error).c_str());
+    std::fprintf(stderr, "knhk: %s: %s\n", what, describe_exception(error).c_str());
   }
 
   void set_handler(std::function<void(std::exception_ptr)> handler) {
@@ -705,6 +713,10 @@ bool executor_cancelled(ExecutorState* executor) noexcept { return executor->can
 void note_cancelled_before_start(ExecutorState* executor) noexcept { executor->note_cancelled(); }
 void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept {
   executor->report_unhandled(std::move(error));
+}
+void note_task_failed(ExecutorState* executor) noexcept { executor->note_failed(); }
+void hand_to_handler(ExecutorState* executor, std::exception_ptr error, const char* what) noexcept {
+  executor->hand_to_handler(std::move(error), what);
 }
 const CancelToken& executor_token(ExecutorState* executor) noexcept { return executor->token(); }
 void wait_for_completion(ExecutorState* executor, std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept {

@@ -114,6 +114,7 @@ class SleepAwaiter final : private TimerEntry {
   bool suspended_ = false;
   bool resumed_ = false;
 };
+static_assert(address_stable<SleepAwaiter>);
 
 // The token a sleep without an explicit one observes: the current task's (null outside tasks).
 const CancelToken* observed_token() noexcept {
@@ -172,6 +173,7 @@ class Deadline final : private TimerEntry {
   CancelRegistration registration_;
   Rendezvous rendezvous_;
 };
+static_assert(address_stable<Deadline>);
 
 }  // namespace
 }  // namespace detail

@@ -23,6 +23,7 @@ const std::vector<Workload>& workloads() {
        &knhk::bench::run_spawn_workloads},
       {"W6", "chained_spawn, idle (W8), cpu_util (W9): a chain of 1,000; 1 s idle; 10,000 x 50 us",
        &knhk::bench::run_scheduler_workloads},
+      {"W7", "nursery: 100 children spawned, then wait_all; repeated", &knhk::bench::run_nursery_workload},
       {"W10", "cancel: 100,000 children with callbacks; churn of 1,000,000", &knhk::bench::run_cancel_workload},
       {"W11", "timers: 100,000 tasks sleeping 200 ms at once; sleep accuracy; 100,000 cancelled sleeps",
        &knhk::bench::run_timer_workload},

@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
@@ -194,6 +195,8 @@ class [[nodiscard]] CancelledAwaiter {
   detail::CancelStateHeader* state_;
   detail::CancelCallback* node_ = nullptr;
 };
+
+static_assert(address_stable<CancelledAwaiter>);
 
 inline CancelledAwaiter CancelToken::cancelled() const noexcept { return CancelledAwaiter{state_}; }
 

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -47,10 +48,10 @@ struct WorkerConfig {
 
 struct ExecutorMetrics {
   std::uint64_t tasks_spawned = 0;
-  std::uint64_t tasks_completed = 0;  // ran to the end, normally or with an exception
-  std::uint64_t tasks_failed = 0;     // fire-and-forget tasks that ended with an exception
+  std::uint64_t tasks_completed = 0;  // ended: ran to the end (normally or not), or discarded unrun
+  std::uint64_t tasks_failed = 0;     // fire-and-forget tasks and nursery children that failed
   std::uint64_t tasks_stolen = 0;     // taken from another worker's local queue
-  std::uint64_t tasks_cancelled = 0;  // never run: their token was cancelled before they started
+  std::uint64_t tasks_cancelled = 0;  // of those, never run: their token was cancelled before they started
   std::uint64_t steal_attempts = 0;
   std::uint64_t parks = 0;
   std::uint64_t injector_pops = 0;    // tasks taken from the global queue
@@ -62,6 +63,7 @@ struct ExecutorMetrics {
 namespace detail {
 
 class ExecutorState;
+struct NurseryAccess;
 
 template <class T>
 struct IsTask : std::false_type {};
@@ -74,7 +76,10 @@ void abandon_spawn(ExecutorState* executor) noexcept;  // undoes begin_spawn (th
 void enqueue(ExecutorState* executor, TaskRecord* record) noexcept;
 bool executor_cancelled(ExecutorState* executor) noexcept;
 void note_cancelled_before_start(ExecutorState* executor) noexcept;
-void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;
+void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;  // counts, then hands over
+void note_task_failed(ExecutorState* executor) noexcept;  // counts a failure in tasks_failed
+// Hands `error` to the unhandled-exception handler (the default prints `what` and the message).
+void hand_to_handler(ExecutorState* executor, std::exception_ptr error, const char* what) noexcept;
 const CancelToken& executor_token(ExecutorState* executor) noexcept;
 void task_ended(ExecutorState* executor) noexcept;  // a coroutine task ended
 // After begin_spawn; the driver runs with `context` as its task context.
@@ -99,6 +104,22 @@ template <class T>
 struct SpawnResult<Task<T>> {
   using type = T;
 };
+
+template <class F>
+struct IsStdFunction : std::false_type {};
+template <class S>
+struct IsStdFunction<std::function<S>> : std::true_type {};
+
+// Rejects work that could only fail: a null function pointer, an empty std::function, an empty
+// Task. Called by every spawn before anything is counted.
+template <class F>
+void check_work(const F& work) {
+  if constexpr (IsTask<F>::value) {
+    if (!work.valid()) throw std::invalid_argument("knhk: spawn: `work` is an empty Task");
+  } else if constexpr (std::is_pointer_v<F> || IsStdFunction<F>::value) {
+    if (!work) throw std::invalid_argument("knhk: spawn: `work` is a null callable");
+  }
+}
 
 // True for a Task, or a callable returning one: work that runs as a coroutine task.
 template <class F>
@@ -129,6 +150,9 @@ class TaskDriver {
     // so that everything the task owned is gone before shutdown() can return.
     auto final_suspend() const noexcept {
       struct EndTask {
+        EndTask() noexcept = default;
+        EndTask(const EndTask&) = delete;
+        EndTask& operator=(const EndTask&) = delete;
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
           ExecutorState* const owner = self.promise().executor;
@@ -138,6 +162,7 @@ class TaskDriver {
         }
         void await_resume() const noexcept {}
       };
+      static_assert(address_stable<EndTask>);
       return EndTask{};
     }
     void return_void() const noexcept {}
@@ -307,6 +332,7 @@ class WorkStealingExecutor {
   /// once shutdown() has begun.
   template <class F>
   void spawn(F&& work) {
+    detail::check_work(work);
     if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
       static_assert(std::is_void_v<typename detail::SpawnResult<std::decay_t<F>>::type>,
                     "spawn() takes a Task<void> (or a callable returning one); use spawn_with_handle for results");
@@ -324,6 +350,7 @@ class WorkStealingExecutor {
   template <class F>
   auto spawn_with_handle(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
     using R = typename detail::SpawnResult<std::decay_t<F>>::type;
+    detail::check_work(work);
     auto* join = new detail::JoinState<R>(state_.get(), detail::executor_token(state_.get()).child_token());
     try {
       if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
@@ -382,7 +409,11 @@ class WorkStealingExecutor {
   [[nodiscard]] static WorkStealingExecutor* current() noexcept;
 
  private:
+  friend struct detail::NurseryAccess;  // a nursery spawns onto the state directly
+
   std::unique_ptr<detail::ExecutorState> state_;
 };
+
+static_assert(address_stable<WorkStealingExecutor::ScheduleAwaiter>);
 
 }  // namespace knhk::concurrency

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
@@ -48,6 +49,8 @@ template <class T>
 class JoinState : public JoinDone {
  public:
   JoinState(ExecutorState* executor, CancelToken token) : executor_(executor), token_(std::move(token)) {}
+  JoinState(const JoinState&) = delete;
+  JoinState& operator=(const JoinState&) = delete;
 
   void release() noexcept {
     // acq_rel: the last owner must see the other's writes before destroying the state.
@@ -58,10 +61,17 @@ class JoinState : public JoinDone {
   const CancelToken& token() const noexcept { return token_; }
   ExecutorState* executor() const noexcept { return executor_; }
 
-  void mark_done() noexcept {
+  void mark_done() noexcept { notify_done(publish_done()); }
+
+  // mark_done() in two steps, for a caller that must do something between the result becoming
+  // visible and the waiter running (a nursery child leaves its nursery in between). The caller
+  // keeps its reference until notify_done() has returned.
+  [[nodiscard]] std::uint32_t publish_done() noexcept {
     // acq_rel: release publishes the result to is_done()/wait()/the awaiter; acquire sees the
     // awaiter's waiter_ fields written before its compare-exchange.
-    const std::uint32_t before = done_.exchange(kDone, std::memory_order_acq_rel);
+    return done_.exchange(kDone, std::memory_order_acq_rel);
+  }
+  void notify_done(std::uint32_t before) noexcept {
     done_.notify_all();
     if (before == kAwaited) waiter_where_.resume(waiter_);  // on the awaiter's executor
     if (before == kBlocked) wake_blocked_worker(executor_, blocked_worker_);
@@ -175,5 +185,7 @@ class [[nodiscard]] JoinHandle {
 
   detail::JoinState<T>* state_ = nullptr;
 };
+
+static_assert(address_stable<detail::JoinState<int>> && address_stable<JoinHandle<int>::Awaiter>);
 
 }  // namespace knhk::concurrency

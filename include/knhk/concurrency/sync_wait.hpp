@@ -44,6 +44,7 @@ class OneShotEvent {
   std::condition_variable ready_;
   bool set_ = false;
 };
+static_assert(address_stable<OneShotEvent>);
 
 // The coroutine that awaits the user's task and signals the event from its final suspend point,
 // once its own frame is suspended and may be destroyed by the waiting thread.
@@ -58,10 +59,14 @@ class SyncWaitDriver {
     std::suspend_always initial_suspend() const noexcept { return {}; }
     auto final_suspend() const noexcept {
       struct SignalOnSuspend {
+        SignalOnSuspend() noexcept = default;
+        SignalOnSuspend(const SignalOnSuspend&) = delete;
+        SignalOnSuspend& operator=(const SignalOnSuspend&) = delete;
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<promise_type> self) const noexcept { self.promise().event->set(); }
         void await_resume() const noexcept {}
       };
+      static_assert(address_stable<SignalOnSuspend>);
       return SignalOnSuspend{};
     }
     void return_void() const noexcept {}

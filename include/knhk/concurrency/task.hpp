@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
 
@@ -34,6 +35,9 @@ namespace detail {
 class TaskPromiseBase {
  public:
   struct FinalAwaiter {
+    FinalAwaiter() noexcept = default;
+    FinalAwaiter(const FinalAwaiter&) = delete;
+    FinalAwaiter& operator=(const FinalAwaiter&) = delete;
     [[nodiscard]] bool await_ready() const noexcept { return false; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
@@ -119,6 +123,8 @@ class [[nodiscard]] Task {
   class Awaiter {
    public:
     explicit Awaiter(handle_type handle) noexcept : handle_(handle) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
 
     [[nodiscard]] bool await_ready() const noexcept { return !handle_ || handle_.done(); }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
@@ -165,4 +171,8 @@ inline Task<void> TaskPromise<void>::get_return_object() noexcept {
 }
 
 }  // namespace detail
+
+static_assert(address_stable<detail::TaskPromiseBase::FinalAwaiter>);
+static_assert(address_stable<Task<void>::Awaiter> && address_stable<Task<int&>::Awaiter>);
+
 }  // namespace knhk::concurrency

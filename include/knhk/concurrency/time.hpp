@@ -79,6 +79,7 @@ class [[nodiscard]] YieldAwaiter {
   bool await_suspend(std::coroutine_handle<> waiter) noexcept;
   void await_resume() const;
 };
+static_assert(address_stable<YieldAwaiter>);
 
 /// `co_await yield_now()`: on a worker, re-queues the task behind the work already waiting (on the
 /// executor's global queue, which every worker reads after its own), so a task that polls a flag
@@ -158,6 +159,8 @@ class LinkedToken {
   CancelRegistration link_;  // declared after token_: deregistered before token_ dies
   TaskContext context_{TaskTokenSource{&token_, false}};
 };
+
+static_assert(address_stable<WithContextAwaiter<int>> && address_stable<LinkedToken>);
 
 template <class T>
 Task<std::optional<T>> run_until_cancelled_impl(CancelToken token, Task<T> work) {

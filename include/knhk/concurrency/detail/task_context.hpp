@@ -16,6 +16,7 @@
 // Thread safety: a context is used by one thread at a time, whichever runs its task.
 #pragma once
 
+#include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/cancel_token.hpp"
 
 namespace knhk::concurrency::detail {
@@ -62,5 +63,6 @@ class TaskContext {
   bool shared_ = false;
   CancelToken own_ = CancelTokenAccess::empty();  // a child of the shared token, once asked for
 };
+static_assert(address_stable<TaskContext>);  // waits and resume records point at it
 
 }  // namespace knhk::concurrency::detail

@@ -14,6 +14,11 @@
 
 namespace knhk::concurrency::detail {
 
+[[noreturn]] inline void rethrow_moved(std::exception_ptr& stored) {
+  const std::exception_ptr error = std::move(stored);
+  std::rethrow_exception(error);
+}
+
 template <class T>
 class TaskResult {
   // References are stored as pointers so that Task<T&> costs nothing to offer.
@@ -34,9 +39,11 @@ class TaskResult {
   [[nodiscard]] bool has_exception() const noexcept { return state_.index() == 2; }
   [[nodiscard]] const std::exception_ptr* exception() const noexcept { return std::get_if<2>(&state_); }
 
-  /// Moves the value out, or rethrows the exception. Call once.
+  /// Moves the value out, or rethrows the exception. Call once. The exception is moved out too:
+  /// the reader's thread then holds the only reference, so the writer's side (a join state the
+  /// worker frees later) never drops the last one behind the reader's back.
   T take() {
-    if (state_.index() == 2) std::rethrow_exception(std::get<2>(state_));
+    if (state_.index() == 2) rethrow_moved(std::get<2>(state_));
     if (state_.index() != 1) throw std::logic_error("knhk: the task's result was read before it finished");
     if constexpr (std::is_reference_v<T>) {
       return static_cast<T>(*std::get<1>(state_));
@@ -62,7 +69,7 @@ class TaskResult<void> {
   [[nodiscard]] const std::exception_ptr* exception() const noexcept { return error_ ? &error_ : nullptr; }
 
   void take() {
-    if (error_) std::rethrow_exception(error_);
+    if (error_) rethrow_moved(error_);
     if (!done_) throw std::logic_error("knhk: the task's result was read before it finished");
   }
 
