@@ -21,7 +21,8 @@ void BM_NurserySpawnWaitAll(benchmark::State& state) {
   ex.block_on([&]() -> kc::Task<void> {
     for (auto _ : state) {
       kc::Nursery nursery(ex);
-      for (std::int64_t i = 0; i < children; ++i) nursery.spawn([&runs] { runs.fetch_add(1, std::memory_order_relaxed); });
+      for (std::int64_t i = 0; i < children; ++i)
+        nursery.spawn([&runs] { runs.fetch_add(1, std::memory_order_relaxed); });
       co_await nursery.wait_all();
       ++nurseries;
     }
@@ -40,7 +41,8 @@ void BM_NurserySpawnWaitAllFromOutside(benchmark::State& state) {
   std::int64_t nurseries = 0;
   for (auto _ : state) {
     kc::Nursery nursery(ex);
-    for (std::int64_t i = 0; i < children; ++i) nursery.spawn([&runs] { runs.fetch_add(1, std::memory_order_relaxed); });
+    for (std::int64_t i = 0; i < children; ++i)
+      nursery.spawn([&runs] { runs.fetch_add(1, std::memory_order_relaxed); });
     kc::sync_wait(nursery.wait_all());
     ++nurseries;
   }

@@ -288,7 +288,8 @@ TEST_P(NurseryTest, DestructionInsideATaskHelpsInsteadOfDeadlocking) {
         });
       }
       co_await kc::sleep_for(5ms);  // lets the children start and fall asleep
-    }  // ~Nursery on the worker: cancels, then runs the resumed children while it waits
+      // ~Nursery runs here, on the worker: it cancels, then runs the resumed children meanwhile.
+    }
     EXPECT_EQ(ended.load(), started.load());
   }());
 
@@ -752,7 +753,8 @@ TEST_P(NurseryTest, AFailedSpawnDoesNotEndAPendingWaitAny) {
     any_returned.store(true);
   });
   std::thread stopper([&] { ex.shutdown(); });  // waits for the running child
-  for (;;) {  // until the executor refuses work from outside
+  // Spawn until the executor refuses work from outside.
+  for (;;) {
     try {
       ex.spawn([] {});
     } catch (const kc::ExecutorShutdown&) {

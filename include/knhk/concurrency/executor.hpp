@@ -76,8 +76,9 @@ void abandon_spawn(ExecutorState* executor) noexcept;  // undoes begin_spawn (th
 void enqueue(ExecutorState* executor, TaskRecord* record) noexcept;
 bool executor_cancelled(ExecutorState* executor) noexcept;
 void note_cancelled_before_start(ExecutorState* executor) noexcept;
-void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;  // counts, then hands over
-void note_task_failed(ExecutorState* executor) noexcept;  // counts a failure in tasks_failed
+// Counts a failure in tasks_failed (report_unhandled: and hands it to the handler).
+void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcept;
+void note_task_failed(ExecutorState* executor) noexcept;
 // Hands `error` to the unhandled-exception handler (the default prints `what` and the message).
 void hand_to_handler(ExecutorState* executor, std::exception_ptr error, const char* what) noexcept;
 const CancelToken& executor_token(ExecutorState* executor) noexcept;

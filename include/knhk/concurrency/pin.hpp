@@ -25,9 +25,13 @@ namespace knhk::concurrency {
 namespace detail {
 
 template <class A>
-concept HasMemberCoAwait = requires(A&& a) { static_cast<A&&>(a).operator co_await(); };
+concept HasMemberCoAwait = requires(A&& a) {
+  static_cast<A&&>(a).operator co_await();
+};
 template <class A>
-concept HasFreeCoAwait = requires(A&& a) { operator co_await(static_cast<A&&>(a)); };
+concept HasFreeCoAwait = requires(A&& a) {
+  operator co_await(static_cast<A&&>(a));
+};
 
 // What `co_await a` would await: a's operator co_await if it has one, else a itself.
 template <class A>
