@@ -198,11 +198,13 @@ TEST_P(NurseryTest, WaitAnyReturnsAfterTheFirstCompletionAndCancelsTheRest) {
 }
 
 TEST_P(NurseryTest, WaitAnyHasWaitedForEveryOtherChildWhenItReturns) {
+  std::atomic<int> asleep{0};
   std::atomic<int> finished{0};
   kc::Nursery nursery(ex);
 
   for (int i = 0; i < 20; ++i) {
     nursery.spawn([&]() -> kc::Task<void> {
+      asleep.fetch_add(1);
       try {
         co_await kc::sleep_for(1h);
       } catch (const kc::Cancelled&) {
@@ -211,6 +213,7 @@ TEST_P(NurseryTest, WaitAnyHasWaitedForEveryOtherChildWhenItReturns) {
       }
     });
   }
+  while (asleep.load() < 20) std::this_thread::yield();  // all started: none can be discarded unrun
   nursery.spawn([&] { finished.fetch_add(1); });
   kc::sync_wait(nursery.wait_any());
 
@@ -353,11 +356,13 @@ TEST_P(NurseryTest, PartialSuccessReportsOnlyTheFailures) {
 }
 
 TEST_P(NurseryTest, FailFastCancelsASleepingSiblingPromptly) {
+  std::atomic<bool> sibling_asleep{false};
   std::atomic<bool> sibling_went_on{false};
   std::atomic<bool> sibling_saw_cancel{false};
   kc::Nursery nursery(ex);  // fail_fast is the default
 
   nursery.spawn([&]() -> kc::Task<void> {
+    sibling_asleep.store(true);
     try {
       co_await kc::sleep_for(1h);
       sibling_went_on.store(true);
@@ -366,8 +371,8 @@ TEST_P(NurseryTest, FailFastCancelsASleepingSiblingPromptly) {
       throw;  // a cancelled child is no failure
     }
   });
-  nursery.spawn([]() -> kc::Task<void> {
-    co_await kc::sleep_for(1ms);
+  nursery.spawn([&]() -> kc::Task<void> {
+    while (!sibling_asleep.load()) co_await kc::sleep_for(1ms);  // a sibling not started is just discarded
     throw std::runtime_error("fail fast");
   });
 
@@ -663,6 +668,7 @@ TEST_P(NurseryTest, NurseryScopeReportsChildFailuresLikeWaitAll) {
 }
 
 TEST_P(NurseryTest, NurseryScopeWhoseBodyThrowsCancelsWaitsAndRethrows) {
+  std::atomic<int> started{0};
   std::atomic<int> ended{0};
   std::atomic<bool> went_on{false};
 
@@ -670,6 +676,7 @@ TEST_P(NurseryTest, NurseryScopeWhoseBodyThrowsCancelsWaitsAndRethrows) {
     ex.block_on(kc::nursery_scope(ex, [&](kc::Nursery& n) -> kc::Task<void> {
       for (int i = 0; i < 5; ++i) {
         n.spawn([&]() -> kc::Task<void> {
+          started.fetch_add(1);
           try {
             co_await kc::sleep_for(1h);
             went_on.store(true);
@@ -679,7 +686,7 @@ TEST_P(NurseryTest, NurseryScopeWhoseBodyThrowsCancelsWaitsAndRethrows) {
           }
         });
       }
-      co_await kc::sleep_for(1ms);
+      while (started.load() < 5) co_await kc::sleep_for(1ms);  // none may be discarded unrun
       throw std::logic_error("body failed");
     }));
     ADD_FAILURE() << "nursery_scope did not throw";
