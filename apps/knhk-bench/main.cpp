@@ -21,6 +21,8 @@ const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
       {"W1", "spawn_local, spawn_remote (W2), spawn_latency (W3): 1,000,000 and 200,000 spawns",
        &knhk::bench::run_spawn_workloads},
+      {"W4", "fib(30) with a joinable child per call, T = 1 and 2; skynet (W5): 1,111,111 tasks",
+       &knhk::bench::run_forkjoin_workloads},
       {"W6", "chained_spawn, idle (W8), cpu_util (W9): a chain of 1,000; 1 s idle; 10,000 x 50 us",
        &knhk::bench::run_scheduler_workloads},
       {"W7", "nursery: 100 children spawned, then wait_all; repeated", &knhk::bench::run_nursery_workload},

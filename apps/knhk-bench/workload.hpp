@@ -48,6 +48,7 @@ struct Workload {
 };
 
 std::vector<Row> run_spawn_workloads(const Options& options);      // W1, W2, W3
+std::vector<Row> run_forkjoin_workloads(const Options& options);   // W4, W5
 std::vector<Row> run_scheduler_workloads(const Options& options);  // W6, W8, W9
 std::vector<Row> run_nursery_workload(const Options& options);     // W7
 std::vector<Row> run_cancel_workload(const Options& options);      // W10
