@@ -33,6 +33,12 @@
 //         (every kCompletionBatch tasks, whenever it starts searching, and on every task once
 //         `refusing_` is set). So `outstanding_` is never below the true number of unfinished
 //         tasks, and it reaches zero only after every completion has been subtracted.
+//     3b. A spawn from one of our workers first cancels against a completion that worker has not
+//         subtracted yet (one task ended, one begins: the count already holds it), and only
+//         increments `outstanding_` when it has none. 3a's bound still holds, and a fork-join
+//         task that spawns as often as tasks end touches the shared count only once per batch.
+//         Such a spawn runs inside a counted task, so the count cannot be zero meanwhile, and it
+//         need not read `refusing_` (step 2): relaxed suffices.
 //  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
 //  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
 //  6. Threads that are not our workers also call in on behalf of tasks we wait for: the timer
@@ -181,18 +187,23 @@ class ExecutorState {
   [[nodiscard]] bool on_own_worker() const noexcept { return tls_executor == this && tls_worker != nullptr; }
 
   void begin_spawn() {
+    if (on_own_worker()) {
+      Worker* self = tls_worker;
+      if (self->unflushed_completions != 0) {
+        --self->unflushed_completions;  // Shutdown protocol 3b
+      } else {
+        outstanding_.fetch_add(1, std::memory_order_relaxed);  // relaxed: Shutdown protocol 3b
+      }
+      WorkerCounters::bump(self->counters.spawned);
+      return;
+    }
     // seq_cst increment then seq_cst load: Shutdown protocol step 1.
     outstanding_.fetch_add(1, std::memory_order_seq_cst);
-    const bool own_worker = on_own_worker();
-    if (refusing_.load(std::memory_order_seq_cst) && !own_worker) {
+    if (refusing_.load(std::memory_order_seq_cst)) {
       finish_one();
       throw ExecutorShutdown();
     }
-    if (own_worker) {
-      WorkerCounters::bump(tls_worker->counters.spawned);
-    } else {
-      outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
-    }
+    outside_spawned_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
   }
 
   void enqueue(TaskRecord* record) noexcept {
@@ -256,10 +267,16 @@ class ExecutorState {
   void wait_for(std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept {
     using State = JoinDone;
     if (!on_own_worker()) {
-      // acquire: pairs with JoinState::mark_done()'s release.
-      for (std::uint32_t seen = done.load(std::memory_order_acquire); seen != State::kDone;
-           seen = done.load(std::memory_order_acquire)) {
-        done.wait(seen, std::memory_order_acquire);
+      // acquire (all three): pairs with JoinState::publish_done()'s release.
+      std::uint32_t seen = done.load(std::memory_order_acquire);
+      while (seen != State::kDone) {
+        // Announce the sleeper first: the task's end notifies only a word it finds in kSleeping.
+        if (seen == State::kPending &&
+            !done.compare_exchange_weak(seen, State::kSleeping, std::memory_order_acquire)) {
+          continue;  // `seen` was reloaded
+        }
+        done.wait(State::kSleeping, std::memory_order_acquire);
+        seen = done.load(std::memory_order_acquire);
       }
       return;
     }

@@ -615,3 +615,38 @@ TEST(Sleep, BlockingWaitsRefuseToRunOnTheTimerThread) {
   }());
   EXPECT_TRUE(refused);
 }
+
+TEST(CurrentToken, AJoinableChildSpawnedByATaskIsCancelledWithThatTask) {
+  kc::WorkStealingExecutor ex(2);
+  kc::JoinHandle<void> child;
+  std::atomic<bool> child_started{false};
+
+  kc::JoinHandle<void> parent = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    child = ex.spawn_with_handle([&]() -> kc::Task<void> {
+      child_started.store(true);
+      co_await kc::sleep_for(1h);
+    });
+    co_await kc::sleep_for(1h);  // does not await the child: only the token tree links them
+  });
+  while (!child_started.load()) std::this_thread::sleep_for(1ms);
+  parent.abort();
+
+  EXPECT_THROW(parent.get(), kc::Cancelled);
+  EXPECT_THROW(child.get(), kc::Cancelled);
+}
+
+TEST(CurrentToken, AJoinableTaskSpawnedFromOutsideDescendsFromTheExecutorToken) {
+  kc::WorkStealingExecutor ex(2);
+  const kc::CancelToken unrelated;
+  std::atomic<bool> started{false};
+
+  kc::JoinHandle<void> handle = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    started.store(true);
+    co_await kc::sleep_for(1h);
+  });
+  while (!started.load()) std::this_thread::sleep_for(1ms);
+  unrelated.cancel();  // nothing to do with it
+  ex.token().cancel();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+}

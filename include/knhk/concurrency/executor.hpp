@@ -122,6 +122,17 @@ void check_work(const F& work) {
   }
 }
 
+// The parent of a spawn_with_handle task's own token: the spawning task's token when a task of
+// this executor spawns it (fork-join trees then spread over many parents instead of all linking
+// into, and contending for, the executor's root), else the executor's token. Either way it
+// descends from the executor's token.
+inline const CancelToken& handle_task_parent(ExecutorState* executor) noexcept {
+  if (current_executor_state() == executor) {
+    if (const TaskContext* context = current_task_context()) return context->observed();
+  }
+  return executor_token(executor);
+}
+
 // True for a Task, or a callable returning one: work that runs as a coroutine task.
 template <class F>
 constexpr bool is_coroutine_work() {
@@ -347,12 +358,13 @@ class WorkStealingExecutor {
   }
 
   /// Like spawn(); the handle gives the callable's result (or its exception). The task gets its
-  /// own token, a child of token(), which JoinHandle::abort() cancels.
+  /// own token, which JoinHandle::abort() cancels: a child of the spawning task's token when a task
+  /// of this executor spawns it (cancelling that task cancels it too), else a child of token().
   template <class F>
   auto spawn_with_handle(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
     using R = typename detail::SpawnResult<std::decay_t<F>>::type;
     detail::check_work(work);
-    auto* join = new detail::JoinState<R>(state_.get(), detail::executor_token(state_.get()).child_token());
+    auto* join = new detail::JoinState<R>(state_.get(), detail::handle_task_parent(state_.get()).child_token());
     try {
       if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
         detail::spawn_coroutine<R>(state_.get(), std::forward<F>(work), detail::HandleSink<R>{join});

@@ -35,13 +35,17 @@ class ExecutorState;
 void wait_for_completion(ExecutorState* executor, std::atomic<std::uint32_t>& done, void*& blocked_worker) noexcept;
 
 // The states of a join state's `done_` word (the same for every T):
-// kPending -> kDone; kPending -> kAwaited (a coroutine waits) -> kDone; and
-// kPending <-> kBlocked (a worker in get() parked with nothing to run) -> kDone.
+// kPending -> kDone; kPending -> kAwaited (a coroutine waits) -> kDone;
+// kPending <-> kBlocked (a worker in get() parked with nothing to run) -> kDone; and
+// kPending -> kSleeping (a thread outside the executor blocks on the word) -> kDone.
+// Only kSleeping makes the task's end call notify_all(): a futex wake (a system call with
+// libstdc++'s shared waiter table) on every task's end cost fork-join workloads half their time.
 struct JoinDone {
   static constexpr std::uint32_t kPending = 0;
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kAwaited = 2;
   static constexpr std::uint32_t kBlocked = 3;
+  static constexpr std::uint32_t kSleeping = 4;
 };
 
 // Shared by a JoinHandle and its task record; freed by whichever lets go last.
@@ -72,7 +76,7 @@ class JoinState : public JoinDone {
     return done_.exchange(kDone, std::memory_order_acq_rel);
   }
   void notify_done(std::uint32_t before) noexcept {
-    done_.notify_all();
+    if (before == kSleeping) done_.notify_all();
     if (before == kAwaited) waiter_where_.resume(waiter_);  // on the awaiter's executor
     if (before == kBlocked) wake_blocked_worker(executor_, blocked_worker_);
   }
