@@ -271,8 +271,7 @@ class ExecutorState {
       std::uint32_t seen = done.load(std::memory_order_acquire);
       while (seen != State::kDone) {
         // Announce the sleeper first: the task's end notifies only a word it finds in kSleeping.
-        if (seen == State::kPending &&
-            !done.compare_exchange_weak(seen, State::kSleeping, std::memory_order_acquire)) {
+        if (seen == State::kPending && !done.compare_exchange_weak(seen, State::kSleeping, std::memory_order_acquire)) {
           continue;  // `seen` was reloaded
         }
         done.wait(State::kSleeping, std::memory_order_acquire);
