@@ -37,8 +37,10 @@
 //         subtracted yet (one task ended, one begins: the count already holds it), and only
 //         increments `outstanding_` when it has none. 3a's bound still holds, and a fork-join
 //         task that spawns as often as tasks end touches the shared count only once per batch.
-//         Such a spawn runs inside a counted task, so the count cannot be zero meanwhile, and it
-//         need not read `refusing_` (step 2): relaxed suffices.
+//         A spawn inside a counted task finds the count above zero and need not read `refusing_`
+//         (step 2): relaxed suffices. Code on a worker outside any counted task (a coroutine that
+//         hopped here with schedule() and was resumed after suspending again) may find it at zero:
+//         the increment from zero then takes step 1's seq_cst path (fence, read `refusing_`).
 //  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
 //  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
 //  6. Threads that are not our workers also call in on behalf of tasks we wait for: the timer
@@ -189,10 +191,16 @@ class ExecutorState {
   void begin_spawn() {
     if (on_own_worker()) {
       Worker* self = tls_worker;
+      // Shutdown protocol 3b. relaxed: inside a counted task the count is above zero; from zero
+      // (outside any counted task), step 1's seq_cst pair instead: the fence, then the load.
       if (self->unflushed_completions != 0) {
-        --self->unflushed_completions;  // Shutdown protocol 3b
-      } else {
-        outstanding_.fetch_add(1, std::memory_order_relaxed);  // relaxed: Shutdown protocol 3b
+        --self->unflushed_completions;
+      } else if (outstanding_.fetch_add(1, std::memory_order_relaxed) == 0) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (refusing_.load(std::memory_order_seq_cst)) {
+          finish_one();
+          throw ExecutorShutdown();
+        }
       }
       WorkerCounters::bump(self->counters.spawned);
       return;
@@ -329,8 +337,9 @@ class ExecutorState {
     std::lock_guard lock(shutdown_mutex_);
     if (joined_) return;                               // Shutdown protocol step 5
     refusing_.store(true, std::memory_order_seq_cst);  // step 1
-    // step 3. acquire: pairs with finish_one()'s release.
-    for (std::uint64_t n = outstanding_.load(std::memory_order_acquire); n != 0;
+    // step 3. seq_cst: the load half of step 1's store-load pair (it also acquires what
+    // finish_one() released); later loads only acquire.
+    for (std::uint64_t n = outstanding_.load(std::memory_order_seq_cst); n != 0;
          n = outstanding_.load(std::memory_order_acquire)) {
       outstanding_.wait(n, std::memory_order_acquire);
     }

@@ -84,8 +84,9 @@ DetachedCoroutine signal_when_idle(NurseryCore& core, JoinState<void>* join) {
 
 }  // namespace
 
-NurseryCore::NurseryCore(ExecutorState* executor, const CancelToken& parent, NurseryPolicy policy)
-    : executor_(executor), policy_(policy), token_(parent.child_token()) {}
+NurseryCore::NurseryCore(ExecutorState* executor, const CancelToken& parent, ExecutorState* lineage,
+                         NurseryPolicy policy)
+    : executor_(executor), lineage_(lineage), policy_(policy), token_(parent.child_token()) {}
 
 bool NurseryCore::idle() const noexcept {
   // acquire: pairs with the children's CAS (protocol 1), so a wait that finds no child sees their work.
@@ -267,19 +268,33 @@ Task<void> join_children(NurseryCore& core) { co_await NurseryWaitAwaiter(&core,
 namespace {
 
 // The task's own token (made now if the task had not asked for it yet), so that cancelling what
-// current_token() returns in this task cancels the nursery too.
+// current_token() returns in this task cancels the nursery too; outside tasks, the executor's.
 const CancelToken& default_parent(WorkStealingExecutor& ex) {
   if (TaskContext* context = current_task_context()) return context->token();
   return ex.token();
 }
 
+// Whether the nursery's token (a child of `parent`) descends from the executor's token.
+ExecutorState* lineage_of(WorkStealingExecutor& ex, const CancelToken& parent, bool is_default) noexcept {
+  ExecutorState* const executor = NurseryAccess::executor(ex);
+  if (parent == ex.token()) return executor;
+  if (is_default) {
+    const TaskContext* context = current_task_context();
+    return context != nullptr && context->lineage() == executor ? executor : nullptr;
+  }
+  return nullptr;  // a parent of the caller's: unknown
+}
+
 }  // namespace
 }  // namespace detail
 
-Nursery::Nursery(WorkStealingExecutor& ex, NurseryPolicy policy) : Nursery(ex, detail::default_parent(ex), policy) {}
+Nursery::Nursery(WorkStealingExecutor& ex, NurseryPolicy policy)
+    : ex_(ex),
+      core_(detail::NurseryAccess::executor(ex), detail::default_parent(ex),
+            detail::lineage_of(ex, detail::default_parent(ex), true), policy) {}
 
 Nursery::Nursery(WorkStealingExecutor& ex, const CancelToken& parent, NurseryPolicy policy)
-    : ex_(ex), core_(detail::NurseryAccess::executor(ex), parent, policy) {}
+    : ex_(ex), core_(detail::NurseryAccess::executor(ex), parent, detail::lineage_of(ex, parent, false), policy) {}
 
 Nursery::~Nursery() {
   if (!core_.idle()) {

@@ -650,3 +650,67 @@ TEST(CurrentToken, AJoinableTaskSpawnedFromOutsideDescendsFromTheExecutorToken) 
 
   EXPECT_THROW(handle.get(), kc::Cancelled);
 }
+
+// A joinable task's token descends from its executor's token wherever it was spawned from, so
+// the executor's token stops it (a fast shutdown) even when the spawning task's token does not
+// descend from it.
+TEST(CurrentToken, AJoinableTaskSpawnedInsideANurseryWithAParentOfItsOwnObeysTheExecutorToken) {
+  kc::WorkStealingExecutor ex(2);
+  const kc::CancelToken unrelated;
+  kc::JoinHandle<void> handle;
+  std::atomic<bool> started{false};
+  {
+    kc::Nursery nursery(ex, unrelated);
+    nursery.spawn([&] {
+      handle = ex.spawn_with_handle([&]() -> kc::Task<void> {
+        started.store(true);
+        co_await kc::sleep_for(1h);
+      });
+    });
+    kc::sync_wait(nursery.wait_all());
+  }
+  while (!started.load()) std::this_thread::sleep_for(1ms);
+
+  ex.token().cancel();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+}
+
+TEST(CurrentToken, AJoinableTaskSpawnedByAnotherExecutorsTaskObeysItsOwnExecutorToken) {
+  kc::WorkStealingExecutor a(1);
+  kc::WorkStealingExecutor b(1);
+  std::atomic<bool> started{false};
+
+  kc::JoinHandle<void> handle = b.block_on([&]() -> kc::Task<kc::JoinHandle<void>> {
+    co_await a.schedule();  // now on a worker of `a`, still as b's task
+    co_return a.spawn_with_handle([&]() -> kc::Task<void> {
+      started.store(true);
+      co_await kc::sleep_for(1h);
+    });
+  }());
+  while (!started.load()) std::this_thread::sleep_for(1ms);
+  a.token().cancel();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+}
+
+TEST(CurrentToken, AJoinableTaskSpawnedUnderRunUntilCancelledObeysTheExecutorToken) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> started{false};
+
+  kc::JoinHandle<void> handle = ex.block_on([&]() -> kc::Task<kc::JoinHandle<void>> {
+    const kc::CancelToken scope;
+    std::optional<kc::JoinHandle<void>> spawned =
+        co_await kc::run_until_cancelled(scope, [&]() -> kc::Task<kc::JoinHandle<void>> {
+          co_return ex.spawn_with_handle([&]() -> kc::Task<void> {
+            started.store(true);
+            co_await kc::sleep_for(1h);
+          });
+        }());
+    co_return std::move(*spawned);
+  }());
+  while (!started.load()) std::this_thread::sleep_for(1ms);
+  ex.token().cancel();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+}

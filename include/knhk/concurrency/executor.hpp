@@ -122,13 +122,13 @@ void check_work(const F& work) {
   }
 }
 
-// The parent of a spawn_with_handle task's own token: the spawning task's token when a task of
-// this executor spawns it (fork-join trees then spread over many parents instead of all linking
-// into, and contending for, the executor's root), else the executor's token. Either way it
-// descends from the executor's token.
+// The parent of a spawn_with_handle task's own token: the spawning task's token when that is known
+// to descend from this executor's (fork-join trees then spread over many parents instead of all
+// linking into, and contending for, the executor's root), else the executor's token. Either way
+// the new token descends from the executor's, as API.md requires.
 inline const CancelToken& handle_task_parent(ExecutorState* executor) noexcept {
-  if (current_executor_state() == executor) {
-    if (const TaskContext* context = current_task_context()) return context->observed();
+  if (const TaskContext* context = current_task_context(); context != nullptr && context->lineage() == executor) {
+    return context->observed();
   }
   return executor_token(executor);
 }
@@ -222,7 +222,7 @@ TaskDriver drive(ExecutorState* executor, std::optional<F> work, Sink sink) {
 struct DetachedSink {
   ExecutorState* executor;
   // The task's token: a child of the executor's, made only if the task asks for it.
-  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&executor_token(executor), true}; }
+  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&executor_token(executor), true, executor}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return executor_cancelled(executor); }
   void cancelled() const noexcept { note_cancelled_before_start(executor); }
   void value() const noexcept {}
@@ -241,7 +241,8 @@ struct DetachedSink {
 template <class T>
 struct HandleSink {
   JoinState<T>* state;
-  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&state->token(), false}; }  // its own
+  // Its own token, which handle_task_parent() made a descendant of the executor's.
+  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&state->token(), false, state->executor()}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return state->token().is_cancelled(); }
   void cancelled() const {
     note_cancelled_before_start(state->executor());
@@ -358,8 +359,8 @@ class WorkStealingExecutor {
   }
 
   /// Like spawn(); the handle gives the callable's result (or its exception). The task gets its
-  /// own token, which JoinHandle::abort() cancels: a child of the spawning task's token when a task
-  /// of this executor spawns it (cancelling that task cancels it too), else a child of token().
+  /// own token, which JoinHandle::abort() cancels: a child of the spawning task's token when that
+  /// descends from token() (then cancelling the spawning task cancels it too), else of token().
   template <class F>
   auto spawn_with_handle(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
     using R = typename detail::SpawnResult<std::decay_t<F>>::type;

@@ -70,13 +70,15 @@ struct NurseryWaiter {
 // protocol is described at the top of src/nursery.cpp.
 class NurseryCore {
  public:
-  NurseryCore(ExecutorState* executor, const CancelToken& parent, NurseryPolicy policy);
+  // `lineage`: `executor` when `parent` is known to descend from its token, else null.
+  NurseryCore(ExecutorState* executor, const CancelToken& parent, ExecutorState* lineage, NurseryPolicy policy);
   NurseryCore(const NurseryCore&) = delete;
   NurseryCore& operator=(const NurseryCore&) = delete;
   ~NurseryCore() = default;
 
   [[nodiscard]] ExecutorState* executor() const noexcept { return executor_; }
   [[nodiscard]] const CancelToken& token() const noexcept { return token_; }
+  [[nodiscard]] ExecutorState* lineage() const noexcept { return lineage_; }
   [[nodiscard]] std::size_t task_count() const noexcept {
     return spawned_.load(std::memory_order_relaxed);  // a statistic: orders nothing
   }
@@ -122,6 +124,7 @@ class NurseryCore {
   std::atomic<bool> ended_any_{false};  // some child has ended (wait_any's condition)
   std::atomic<std::size_t> spawned_{0};
   ExecutorState* const executor_;
+  ExecutorState* const lineage_;
   const NurseryPolicy policy_;
   CancelToken token_;
 
@@ -163,7 +166,7 @@ struct NurserySink {
 
   // The nursery's token is shared by its plain children: current_token() makes a child of it on
   // first request.
-  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&nursery->token(), true}; }
+  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&nursery->token(), true, nursery->lineage()}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return nursery->cancelled_before_start(); }
   void cancelled() const noexcept { note_cancelled_before_start(nursery->executor()); }
   void value() const noexcept {}
@@ -183,7 +186,9 @@ struct NurseryValueSink {
   JoinState<T>* state;
   std::exception_ptr failure{};
 
-  [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&state->token(), false}; }  // its own
+  [[nodiscard]] TaskTokenSource token_source() const noexcept {
+    return {&state->token(), false, nursery->lineage()};  // its own, a child of the nursery's
+  }
   [[nodiscard]] bool cancelled_before_start() const noexcept {
     return state->token().is_cancelled() || nursery->cancelled_before_start();
   }

@@ -21,6 +21,8 @@
 
 namespace knhk::concurrency::detail {
 
+class ExecutorState;
+
 // Where a task's token comes from. `token` outlives the task. A `shared` token belongs to others
 // too (the executor's root, a nursery's token): current_token() then hands out a child of it, made
 // once, on first request, so a task that never asks costs nothing. A token that is not shared is
@@ -28,12 +30,17 @@ namespace knhk::concurrency::detail {
 struct TaskTokenSource {
   const CancelToken* token = nullptr;
   bool shared = false;
+  // The executor whose token `token` is known to descend from, or null when that is not known (a
+  // nursery with a parent of its own, run_until_cancelled's linked token). A joinable task spawned
+  // onto that executor by this task may then take a child of this task's token as its own.
+  ExecutorState* lineage = nullptr;
 };
 
 class TaskContext {
  public:
   TaskContext() noexcept = default;
-  explicit TaskContext(TaskTokenSource source) noexcept : token_(source.token), shared_(source.shared) {}
+  explicit TaskContext(TaskTokenSource source) noexcept
+      : token_(source.token), shared_(source.shared), lineage_(source.lineage) {}
 
   TaskContext(const TaskContext&) = delete;
   TaskContext& operator=(const TaskContext&) = delete;
@@ -42,6 +49,7 @@ class TaskContext {
   void reset(TaskTokenSource source) noexcept {
     token_ = source.token;
     shared_ = source.shared;
+    lineage_ = source.lineage;
   }
 
   /// The task's token, as current_token() returns it.
@@ -58,9 +66,13 @@ class TaskContext {
   /// (cancelled whenever the task's own would be, as that is its child). Never null.
   [[nodiscard]] const CancelToken& observed() const noexcept { return *token_; }
 
+  /// The executor whose token the task's token descends from, if known (TaskTokenSource::lineage).
+  [[nodiscard]] ExecutorState* lineage() const noexcept { return lineage_; }
+
  private:
   const CancelToken* token_ = nullptr;
   bool shared_ = false;
+  ExecutorState* lineage_ = nullptr;
   CancelToken own_ = CancelTokenAccess::empty();  // a child of the shared token, once asked for
 };
 static_assert(address_stable<TaskContext>);  // waits and resume records point at it
