@@ -23,8 +23,10 @@ namespace {
 
 namespace kc = knhk::concurrency;
 
-constexpr std::size_t kSpawns = 1'000'000;        // W1, W2 (BENCHMARKS.md)
-constexpr std::size_t kLatencySamples = 200'000;  // W3
+// W1, W2: 1,000,000 spawns (BENCHMARKS.md); W3: 200,000 samples. --quick takes a quarter of each
+// (run_spawn_workloads sets them before anything runs).
+std::size_t g_spawn_count = 1'000'000;
+std::size_t g_latency_samples = 200'000;
 
 struct Throughput {
   double ns_per_call;
@@ -52,24 +54,25 @@ bool eventually_equal(const knhk::concurrency::WorkStealingExecutor& ex, std::ui
 std::uint64_t completed(const kc::WorkStealingExecutor& ex) { return ex.metrics().tasks_completed; }
 
 Throughput knhk_spawn_local(kc::WorkStealingExecutor& ex) {
-  std::latch done(static_cast<std::ptrdiff_t>(kSpawns));
+  std::latch done(static_cast<std::ptrdiff_t>(g_spawn_count));
   Clock::time_point start;
   Clock::time_point spawned;
   const std::uint64_t before = completed(ex);
   auto parent = ex.spawn_with_handle([&] {
     start = Clock::now();
-    for (std::size_t i = 0; i < kSpawns; ++i) ex.spawn([&done] { done.count_down(); });
+    for (std::size_t i = 0; i < g_spawn_count; ++i) ex.spawn([&done] { done.count_down(); });
     spawned = Clock::now();
   });
   parent.get();
   done.wait();
   const Clock::time_point end = Clock::now();
-  check(eventually_equal(ex, before + kSpawns + 1), "W1 knhk: task count mismatch");
-  return {nanoseconds_between(start, spawned) / kSpawns, kSpawns / seconds_between(start, end)};
+  check(eventually_equal(ex, before + g_spawn_count + 1), "W1 knhk: task count mismatch");
+  return {nanoseconds_between(start, spawned) / static_cast<double>(g_spawn_count),
+          static_cast<double>(g_spawn_count) / seconds_between(start, end)};
 }
 
 Throughput tbb_spawn_local(std::size_t threads) {
-  std::latch done(static_cast<std::ptrdiff_t>(kSpawns));
+  std::latch done(static_cast<std::ptrdiff_t>(g_spawn_count));
   Clock::time_point start;
   Clock::time_point spawned;
   tbb::task_arena arena(static_cast<int>(threads));
@@ -77,40 +80,43 @@ Throughput tbb_spawn_local(std::size_t threads) {
     tbb::task_group group;
     group.run([&] {
       start = Clock::now();
-      for (std::size_t i = 0; i < kSpawns; ++i) group.run([&done] { done.count_down(); });
+      for (std::size_t i = 0; i < g_spawn_count; ++i) group.run([&done] { done.count_down(); });
       spawned = Clock::now();
     });
     group.wait();
   });
   const Clock::time_point end = Clock::now();
   check(done.try_wait(), "W1 oneTBB: the latch did not reach zero");
-  return {nanoseconds_between(start, spawned) / kSpawns, kSpawns / seconds_between(start, end)};
+  return {nanoseconds_between(start, spawned) / static_cast<double>(g_spawn_count),
+          static_cast<double>(g_spawn_count) / seconds_between(start, end)};
 }
 
 // --- W2: the same, spawned from a thread that is not a worker ---
 
 Throughput knhk_spawn_remote(kc::WorkStealingExecutor& ex) {
-  std::latch done(static_cast<std::ptrdiff_t>(kSpawns));
+  std::latch done(static_cast<std::ptrdiff_t>(g_spawn_count));
   const std::uint64_t before = completed(ex);
   const Clock::time_point start = Clock::now();
-  for (std::size_t i = 0; i < kSpawns; ++i) ex.spawn([&done] { done.count_down(); });
+  for (std::size_t i = 0; i < g_spawn_count; ++i) ex.spawn([&done] { done.count_down(); });
   const Clock::time_point spawned = Clock::now();
   done.wait();
   const Clock::time_point end = Clock::now();
-  check(eventually_equal(ex, before + kSpawns), "W2 knhk: task count mismatch");
-  return {nanoseconds_between(start, spawned) / kSpawns, kSpawns / seconds_between(start, end)};
+  check(eventually_equal(ex, before + g_spawn_count), "W2 knhk: task count mismatch");
+  return {nanoseconds_between(start, spawned) / static_cast<double>(g_spawn_count),
+          static_cast<double>(g_spawn_count) / seconds_between(start, end)};
 }
 
 Throughput tbb_spawn_remote(std::size_t threads) {
-  std::latch done(static_cast<std::ptrdiff_t>(kSpawns));
+  std::latch done(static_cast<std::ptrdiff_t>(g_spawn_count));
   tbb::task_arena arena(static_cast<int>(threads));
   arena.initialize();
   const Clock::time_point start = Clock::now();
-  for (std::size_t i = 0; i < kSpawns; ++i) arena.enqueue([&done] { done.count_down(); });
+  for (std::size_t i = 0; i < g_spawn_count; ++i) arena.enqueue([&done] { done.count_down(); });
   const Clock::time_point spawned = Clock::now();
   done.wait();
   const Clock::time_point end = Clock::now();
-  return {nanoseconds_between(start, spawned) / kSpawns, kSpawns / seconds_between(start, end)};
+  return {nanoseconds_between(start, spawned) / static_cast<double>(g_spawn_count),
+          static_cast<double>(g_spawn_count) / seconds_between(start, end)};
 }
 
 // --- W3: single spawn calls timed with the TSC ---
@@ -176,8 +182,8 @@ void time_spawns(std::vector<double>& ticks, Spawn&& spawn_one) {
 }
 
 Percentiles knhk_latency(kc::WorkStealingExecutor& ex, bool from_worker, const TscClock& clock) {
-  std::vector<double> ticks(kLatencySamples);
-  std::latch done(static_cast<std::ptrdiff_t>(kLatencySamples));
+  std::vector<double> ticks(g_latency_samples);
+  std::latch done(static_cast<std::ptrdiff_t>(g_latency_samples));
   const std::uint64_t before = completed(ex);
   auto spawn_one = [&] { ex.spawn([&done] { done.count_down(); }); };
   if (from_worker) {
@@ -186,13 +192,13 @@ Percentiles knhk_latency(kc::WorkStealingExecutor& ex, bool from_worker, const T
     time_spawns(ticks, spawn_one);
   }
   done.wait();
-  check(eventually_equal(ex, before + kLatencySamples + (from_worker ? 1 : 0)), "W3 knhk: task count mismatch");
+  check(eventually_equal(ex, before + g_latency_samples + (from_worker ? 1 : 0)), "W3 knhk: task count mismatch");
   return percentiles(ticks, clock);
 }
 
 Percentiles tbb_latency(bool from_worker, const TscClock& clock) {
-  std::vector<double> ticks(kLatencySamples);
-  std::latch done(static_cast<std::ptrdiff_t>(kLatencySamples));
+  std::vector<double> ticks(g_latency_samples);
+  std::latch done(static_cast<std::ptrdiff_t>(g_latency_samples));
   tbb::task_arena arena(2);
   arena.initialize();
   if (from_worker) {
@@ -211,6 +217,8 @@ Percentiles tbb_latency(bool from_worker, const TscClock& clock) {
 }  // namespace
 
 std::vector<Row> run_spawn_workloads(const Options& options) {
+  g_spawn_count = options.quick ? 250'000 : 1'000'000;
+  g_latency_samples = options.quick ? 50'000 : 200'000;
   Row local_t1{"W1", "spawn_local_ns_per_call_t1", "ns", {}, Samples{}, std::nullopt};
   Row local_t2{"W1", "spawn_local_ns_per_call_t2", "ns", {}, Samples{}, std::nullopt};
   Row local_rate{"W1", "spawn_local_tasks_per_s_t2", "1/s", {}, Samples{}, Target::at_least(20e6)};
