@@ -104,8 +104,8 @@ void NurseryCore::begin_child() noexcept {
 }
 
 void NurseryCore::abandon_child() noexcept {
-  spawned_.fetch_sub(1, std::memory_order_relaxed);
-  leave();  // a waiter may have registered meanwhile and counted this child
+  spawned_.fetch_sub(1, std::memory_order_relaxed);  // a statistic
+  leave();                                           // a waiter may have registered meanwhile and counted this child
 }
 
 void NurseryCore::child_ended(std::exception_ptr failure) noexcept {
@@ -129,8 +129,8 @@ void NurseryCore::child_ended(std::exception_ptr failure) noexcept {
       token.cancel();
       return;
     }
-  } else if (!ended_any_.load(std::memory_order_relaxed)) {
-    ended_any_.store(true, std::memory_order_relaxed);  // protocol 5; several may store true
+  } else if (!ended_any_.load(std::memory_order_relaxed)) {  // relaxed: only saves a store
+    ended_any_.store(true, std::memory_order_relaxed);       // protocol 5; several may store true
   }
   leave();
 }
@@ -140,7 +140,7 @@ bool NurseryCore::must_wake(std::uint64_t word) noexcept {
 }
 
 void NurseryCore::leave() noexcept {
-  std::uint64_t before = word_.load(std::memory_order_relaxed);
+  std::uint64_t before = word_.load(std::memory_order_relaxed);  // relaxed: the CAS below checks it
   std::uint64_t after = 0;
   do {
     after = before - kOneChild + (must_wake(before) ? kOneWaker : 0);
@@ -192,6 +192,7 @@ bool NurseryCore::add_waiter(NurseryWaiter* waiter) {
   // acquire: sees the work of every child this count no longer holds (protocol 1). The link below
   // reaches a waker through the mutex, not through this RMW.
   const std::uint64_t before = word_.fetch_or(flag, std::memory_order_acquire);
+  // relaxed: an ending child stores ended_any_ before its CAS, which the fetch_or acquired (protocol 5).
   const bool due = live_of(before) == 0 || (waiter->any && ended_any_.load(std::memory_order_relaxed));
   if (due) {
     // relaxed: under the mutex. Only the flag this call set: others' waiters still need it.

@@ -44,6 +44,20 @@ std::vector<std::string> messages_of(const kc::NurseryError& error) {
   return out;
 }
 
+// A child that sleeps for an hour unless cancelled: it counts itself in `started` first, in
+// `cancelled` when the sleep ends with Cancelled (rethrown: a cancelled child is no failure), and
+// sets `went_on` if the sleep ever ended normally. Null counters are skipped.
+kc::Task<void> sleep_an_hour(std::atomic<int>* started, std::atomic<int>* cancelled, std::atomic<bool>* went_on) {
+  if (started != nullptr) started->fetch_add(1);
+  try {
+    co_await kc::sleep_for(1h);
+  } catch (const kc::Cancelled&) {
+    if (cancelled != nullptr) cancelled->fetch_add(1);
+    throw;
+  }
+  if (went_on != nullptr) went_on->store(true);
+}
+
 class NurseryTest : public ::testing::TestWithParam<std::size_t> {
  protected:
   kc::WorkStealingExecutor ex{GetParam()};
@@ -202,17 +216,7 @@ TEST_P(NurseryTest, WaitAnyHasWaitedForEveryOtherChildWhenItReturns) {
   std::atomic<int> finished{0};
   kc::Nursery nursery(ex);
 
-  for (int i = 0; i < 20; ++i) {
-    nursery.spawn([&]() -> kc::Task<void> {
-      asleep.fetch_add(1);
-      try {
-        co_await kc::sleep_for(1h);
-      } catch (const kc::Cancelled&) {
-        finished.fetch_add(1);
-        throw;
-      }
-    });
-  }
+  for (int i = 0; i < 20; ++i) nursery.spawn(sleep_an_hour(&asleep, &finished, nullptr));
   while (asleep.load() < 20) std::this_thread::yield();  // all started: none can be discarded unrun
   nursery.spawn([&] { finished.fetch_add(1); });
   kc::sync_wait(nursery.wait_any());
@@ -254,17 +258,7 @@ TEST_P(NurseryTest, DestructionWithoutWaitingCancelsAndJoinsTheChildren) {
   std::atomic<bool> went_on{false};
   {
     kc::Nursery nursery(ex);
-    for (int i = 0; i < 10; ++i) {
-      nursery.spawn([&]() -> kc::Task<void> {
-        started.fetch_add(1);
-        try {
-          co_await kc::sleep_for(1h);
-          went_on.store(true);
-        } catch (const kc::Cancelled&) {
-        }
-        ended.fetch_add(1);
-      });
-    }
+    for (int i = 0; i < 10; ++i) nursery.spawn(sleep_an_hour(&started, &ended, &went_on));
     while (started.load() < 10) std::this_thread::yield();
   }  // ~Nursery: cancels, then waits
 
@@ -280,16 +274,7 @@ TEST_P(NurseryTest, DestructionInsideATaskHelpsInsteadOfDeadlocking) {
   ex.block_on([&]() -> kc::Task<void> {
     {
       kc::Nursery nursery(ex);
-      for (int i = 0; i < 20; ++i) {
-        nursery.spawn([&]() -> kc::Task<void> {
-          started.fetch_add(1);
-          try {
-            co_await kc::sleep_for(1h);
-          } catch (const kc::Cancelled&) {
-          }
-          ended.fetch_add(1);
-        });
-      }
+      for (int i = 0; i < 20; ++i) nursery.spawn(sleep_an_hour(&started, &ended, nullptr));
       co_await kc::sleep_for(5ms);  // lets the children start and fall asleep
       // ~Nursery runs here, on the worker: it cancels, then runs the resumed children meanwhile.
     }
@@ -442,17 +427,7 @@ TEST_P(NurseryTest, CancellingAnOuterNurseryCancelsEverythingBelow) {
   for (int i = 0; i < 3; ++i) {
     outer.spawn([&]() -> kc::Task<void> {
       kc::Nursery inner(ex);  // made inside a child: its token descends from the outer one
-      for (int j = 0; j < 3; ++j) {
-        inner.spawn([&]() -> kc::Task<void> {
-          started.fetch_add(1);
-          try {
-            co_await kc::sleep_for(1h);
-          } catch (const kc::Cancelled&) {
-            inner_cancelled.fetch_add(1);
-            throw;
-          }
-        });
-      }
+      for (int j = 0; j < 3; ++j) inner.spawn(sleep_an_hour(&started, &inner_cancelled, nullptr));
       co_await inner.wait_all();
     });
   }
@@ -674,18 +649,7 @@ TEST_P(NurseryTest, NurseryScopeWhoseBodyThrowsCancelsWaitsAndRethrows) {
 
   try {
     ex.block_on(kc::nursery_scope(ex, [&](kc::Nursery& n) -> kc::Task<void> {
-      for (int i = 0; i < 5; ++i) {
-        n.spawn([&]() -> kc::Task<void> {
-          started.fetch_add(1);
-          try {
-            co_await kc::sleep_for(1h);
-            went_on.store(true);
-          } catch (const kc::Cancelled&) {
-            ended.fetch_add(1);
-            throw;
-          }
-        });
-      }
+      for (int i = 0; i < 5; ++i) n.spawn(sleep_an_hour(&started, &ended, &went_on));
       while (started.load() < 5) co_await kc::sleep_for(1ms);  // none may be discarded unrun
       throw std::logic_error("body failed");
     }));

@@ -46,29 +46,28 @@ std::uint64_t tbb_fib(int n) {
   return mine + child;
 }
 
-double knhk_fib_ms(kc::WorkStealingExecutor& ex) {
+// Runs `compute` once and returns its wall time in ms, after checking its answer.
+template <class Compute>
+double timed_ms(Compute&& compute, std::uint64_t expected, const char* wrong) {
   const auto start = Clock::now();
-  const std::uint64_t result = ex.block_on(knhk_fib(ex, kFibN));
+  const std::uint64_t result = compute();
   const double ms = nanoseconds_between(start, Clock::now()) / 1e6;
-  check(result == kFib30, "W4 knhk: fib(30) computed a wrong value");
+  check(result == expected, wrong);
   return ms;
+}
+
+double knhk_fib_ms(kc::WorkStealingExecutor& ex) {
+  return timed_ms([&ex] { return ex.block_on(knhk_fib(ex, kFibN)); }, kFib30,
+                  "W4 knhk: fib(30) computed a wrong value");
 }
 
 double tbb_fib_ms(tbb::task_arena& arena) {
-  std::uint64_t result = 0;
-  const auto start = Clock::now();
-  arena.execute([&result] { result = tbb_fib(kFibN); });
-  const double ms = nanoseconds_between(start, Clock::now()) / 1e6;
-  check(result == kFib30, "W4 oneTBB: fib(30) computed a wrong value");
-  return ms;
+  return timed_ms([&arena] { return arena.execute([] { return tbb_fib(kFibN); }); }, kFib30,
+                  "W4 oneTBB: fib(30) computed a wrong value");
 }
 
 double serial_fib_ms() {
-  const auto start = Clock::now();
-  const std::uint64_t result = serial_fib(kFibN);
-  const double ms = nanoseconds_between(start, Clock::now()) / 1e6;
-  check(result == kFib30, "W4 serial: fib(30) computed a wrong value");
-  return ms;
+  return timed_ms([] { return serial_fib(kFibN); }, kFib30, "W4 serial: fib(30) computed a wrong value");
 }
 
 // --- W5: a 10-ary tree of depth 6; leaves return their index; the sum is checked ---
@@ -98,20 +97,13 @@ std::uint64_t tbb_skynet(std::uint64_t first, std::uint64_t size) {
 }
 
 double knhk_skynet_ms(kc::WorkStealingExecutor& ex) {
-  const auto start = Clock::now();
-  const std::uint64_t sum = ex.block_on(knhk_skynet(ex, 0, kSkynetLeaves));
-  const double ms = nanoseconds_between(start, Clock::now()) / 1e6;
-  check(sum == kSkynetSum, "W5 knhk: skynet's sum is wrong");
-  return ms;
+  return timed_ms([&ex] { return ex.block_on(knhk_skynet(ex, 0, kSkynetLeaves)); }, kSkynetSum,
+                  "W5 knhk: skynet's sum is wrong");
 }
 
 double tbb_skynet_ms(tbb::task_arena& arena) {
-  std::uint64_t sum = 0;
-  const auto start = Clock::now();
-  arena.execute([&sum] { sum = tbb_skynet(0, kSkynetLeaves); });
-  const double ms = nanoseconds_between(start, Clock::now()) / 1e6;
-  check(sum == kSkynetSum, "W5 oneTBB: skynet's sum is wrong");
-  return ms;
+  return timed_ms([&arena] { return arena.execute([] { return tbb_skynet(0, kSkynetLeaves); }); }, kSkynetSum,
+                  "W5 oneTBB: skynet's sum is wrong");
 }
 
 }  // namespace

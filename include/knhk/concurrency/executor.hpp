@@ -327,6 +327,32 @@ void spawn_record(ExecutorState* executor, F&& work, Completion completion) {
   enqueue(executor, record);
 }
 
+// Every spawn, whatever its owner (the executor, a nursery) and its form: a Task or a callable
+// returning one runs as a coroutine task, any other callable as a record; `sink` takes the outcome.
+template <class R, class F, class Sink>
+void spawn_with_sink(ExecutorState* executor, F&& work, Sink sink) {
+  if constexpr (kIsCoroutineWork<std::decay_t<F>>) {
+    spawn_coroutine<R>(executor, std::forward<F>(work), std::move(sink));
+  } else {
+    spawn_record(executor, std::forward<F>(work), SinkCompletion<R, Sink>{std::move(sink)});
+  }
+}
+
+// A spawn whose outcome a JoinHandle reads: the join state (with `token` as the task's own) is
+// shared by the handle and `make_sink(join)`, the task's sink; on failure both references go.
+template <class R, class F, class MakeSink>
+JoinHandle<R> spawn_joinable(ExecutorState* executor, F&& work, CancelToken token, MakeSink make_sink) {
+  auto* join = new JoinState<R>(executor, std::move(token));
+  try {
+    spawn_with_sink<R>(executor, std::forward<F>(work), make_sink(join));
+  } catch (...) {
+    join->release();  // the task's reference: never created
+    join->release();  // the handle's
+    throw;
+  }
+  return JoinHandle<R>{join};
+}
+
 }  // namespace detail
 
 class WorkStealingExecutor {
@@ -345,17 +371,11 @@ class WorkStealingExecutor {
   /// once shutdown() has begun.
   template <class F>
   void spawn(F&& work) {
+    static_assert(std::is_void_v<typename detail::SpawnResult<std::decay_t<F>>::type>,
+                  "spawn() takes a callable returning void, a Task<void> or a callable returning one; "
+                  "use spawn_with_handle for results");
     detail::check_work(work);
-    if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
-      static_assert(std::is_void_v<typename detail::SpawnResult<std::decay_t<F>>::type>,
-                    "spawn() takes a Task<void> (or a callable returning one); use spawn_with_handle for results");
-      detail::spawn_coroutine<void>(state_.get(), std::forward<F>(work), detail::DetachedSink{state_.get()});
-    } else {
-      static_assert(std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>,
-                    "spawn() takes a callable returning void; use spawn_with_handle for results");
-      detail::spawn_record(state_.get(), std::forward<F>(work),
-                           detail::SinkCompletion<void, detail::DetachedSink>{{state_.get()}});
-    }
+    detail::spawn_with_sink<void>(state_.get(), std::forward<F>(work), detail::DetachedSink{state_.get()});
   }
 
   /// Like spawn(); the handle gives the callable's result (or its exception). The task gets its
@@ -365,20 +385,9 @@ class WorkStealingExecutor {
   auto spawn_with_handle(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
     using R = typename detail::SpawnResult<std::decay_t<F>>::type;
     detail::check_work(work);
-    auto* join = new detail::JoinState<R>(state_.get(), detail::handle_task_parent(state_.get()).child_token());
-    try {
-      if constexpr (detail::kIsCoroutineWork<std::decay_t<F>>) {
-        detail::spawn_coroutine<R>(state_.get(), std::forward<F>(work), detail::HandleSink<R>{join});
-      } else {
-        detail::spawn_record(state_.get(), std::forward<F>(work),
-                             detail::SinkCompletion<R, detail::HandleSink<R>>{{join}});
-      }
-    } catch (...) {
-      join->release();  // the record's reference: never created
-      join->release();  // the handle's
-      throw;
-    }
-    return JoinHandle<R>{join};
+    return detail::spawn_joinable<R>(state_.get(), std::forward<F>(work),
+                                     detail::handle_task_parent(state_.get()).child_token(),
+                                     [](detail::JoinState<R>* join) { return detail::HandleSink<R>{join}; });
   }
 
   /// Runs `task` on this executor and blocks until it ends, returning its value or rethrowing.

@@ -286,21 +286,13 @@ Task<void> join_children(NurseryCore& core);
 
 template <class F>
 void Nursery::spawn(F&& work) {
-  using Work = std::decay_t<F>;
+  static_assert(std::is_void_v<typename detail::SpawnResult<std::decay_t<F>>::type>,
+                "Nursery::spawn takes a callable returning void, a Task<void> or a callable returning one; "
+                "use spawn_value for results");
   detail::check_work(work);
-  detail::ExecutorState* const executor = core_.executor();
   core_.begin_child();
   try {
-    if constexpr (detail::kIsCoroutineWork<Work>) {
-      static_assert(std::is_void_v<typename detail::SpawnResult<Work>::type>,
-                    "Nursery::spawn takes a Task<void> (or a callable returning one); use spawn_value for results");
-      detail::spawn_coroutine<void>(executor, std::forward<F>(work), detail::NurserySink{&core_});
-    } else {
-      static_assert(std::is_void_v<std::invoke_result_t<Work&>>,
-                    "Nursery::spawn takes a callable returning void; use spawn_value for results");
-      detail::spawn_record(executor, std::forward<F>(work),
-                           detail::SinkCompletion<void, detail::NurserySink>{{&core_}});
-    }
+    detail::spawn_with_sink<void>(core_.executor(), std::forward<F>(work), detail::NurserySink{&core_});
   } catch (...) {
     core_.abandon_child();
     throw;
@@ -309,26 +301,18 @@ void Nursery::spawn(F&& work) {
 
 template <class F>
 auto Nursery::spawn_value(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
-  using Work = std::decay_t<F>;
-  using R = typename detail::SpawnResult<Work>::type;
+  using R = typename detail::SpawnResult<std::decay_t<F>>::type;
   detail::check_work(work);
-  detail::ExecutorState* const executor = core_.executor();
-  auto* join = new detail::JoinState<R>(executor, core_.token().child_token());
   core_.begin_child();
   try {
-    if constexpr (detail::kIsCoroutineWork<Work>) {
-      detail::spawn_coroutine<R>(executor, std::forward<F>(work), detail::NurseryValueSink<R>{&core_, join});
-    } else {
-      detail::spawn_record(executor, std::forward<F>(work),
-                           detail::SinkCompletion<R, detail::NurseryValueSink<R>>{{&core_, join}});
-    }
+    return detail::spawn_joinable<R>(core_.executor(), std::forward<F>(work), core_.token().child_token(),
+                                     [this](detail::JoinState<R>* join) {
+                                       return detail::NurseryValueSink<R>{&core_, join};
+                                     });
   } catch (...) {
     core_.abandon_child();
-    join->release();  // the child's reference: never created
-    join->release();  // the handle's
     throw;
   }
-  return JoinHandle<R>{join};
 }
 
 /// What nursery_scope() accepts: a callable taking the nursery and returning Task<void>.
