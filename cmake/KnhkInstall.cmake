@@ -18,6 +18,10 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
 
+# The telemetry registry the library's metric and span names are declared in (docs/TELEMETRY.md).
+install(FILES ${PROJECT_SOURCE_DIR}/registry/concurrency.yaml
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/knhk/registry)
+
 install(EXPORT knhkTargets
   NAMESPACE knhk::
   DESTINATION ${KNHK_INSTALL_CMAKEDIR})

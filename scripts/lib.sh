@@ -27,7 +27,7 @@ knhk_require_packages() {
 }
 
 # What every build of the project needs (the normal build also builds knhk-bench, the
-# Google Benchmark suite and the tests).
-knhk_build_packages=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libtbb-dev)
+# Google Benchmark suite and the tests; the telemetry tests read YAML and JSON).
+knhk_build_packages=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libtbb-dev libyaml-cpp-dev nlohmann-json3-dev)
 
 knhk_jobs() { nproc 2>/dev/null || echo 2; }

@@ -66,6 +66,9 @@
 
 #include "cancel_state.hpp"
 #include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/trace.hpp"
+#include "knhk/concurrency/telemetry.hpp"
+#include "telemetry_names.hpp"
 
 namespace knhk::concurrency::detail {
 namespace {
@@ -257,9 +260,72 @@ class WalkStack {
 
 }  // namespace
 
-CancelStateHeader* new_root_state() { return new CancelState(nullptr); }
+namespace {
+
+CancelStateHeader* make_child_state(CancelStateHeader* parent_header);
+void cancel_walk(CancelStateHeader* header) noexcept;
+
+void trace_token_create(std::int64_t start, const CancelStateHeader* state, const CancelStateHeader* parent) noexcept {
+  telemetry::SpanRecord span;
+  span.name = names::kSpanTokenCreate;
+  span.start_unix_ns = start;
+  span.end_unix_ns = trace_clock_now();
+  span.add(names::kCancelTokenId, trace_id_of(state));
+  if (parent != nullptr) span.add(names::kCancelTokenParentId, trace_id_of(parent));
+  emit_span(span);
+}
+
+}  // namespace
+
+CancelStateHeader* new_root_state() {
+  const std::int64_t start = trace_begin();
+  CancelStateHeader* state = new CancelState(nullptr);
+  if (start != 0) trace_token_create(start, state, nullptr);
+  return state;
+}
 
 CancelStateHeader* new_child_state(CancelStateHeader* parent_header) {
+  const std::int64_t start = trace_begin();
+  CancelStateHeader* state = make_child_state(parent_header);
+  if (start != 0) trace_token_create(start, state, parent_header);
+  return state;
+}
+
+void cancel_state(CancelStateHeader* header) noexcept {
+  if (header == nullptr) return;
+  if (!tracing()) {
+    cancel_walk(header);
+    return;
+  }
+  telemetry::SpanRecord span;
+  span.name = names::kSpanTokenCancel;
+  span.start_unix_ns = trace_clock_now();
+  // acquire: as cancel_walk()'s first load. Whether this call found the token cancelled already.
+  const bool was_cancelled = header->cancelled.load(std::memory_order_acquire);
+  cancel_walk(header);
+  span.end_unix_ns = trace_clock_now();
+  span.add(names::kCancelTokenId, trace_id_of(header));
+  span.add(names::kCancelTokenIsCancelled, was_cancelled);
+  emit_span(span);
+}
+
+void trace_cancel_scope(bool created, const CancelToken& token, bool auto_cancel, std::int64_t start) noexcept {
+  const CancelStateHeader* state = CancelTokenAccess::state(token);
+  if (state == nullptr) return;  // a moved-from scope: nothing of it is left to report
+  telemetry::SpanRecord span;
+  span.name = created ? names::kSpanScopeCreate : names::kSpanScopeDrop;
+  span.start_unix_ns = start;
+  span.end_unix_ns = trace_clock_now();
+  span.add(names::kCancelTokenId, trace_id_of(state));
+  span.add(names::kCancelScopeAutoCancel, auto_cancel);
+  // acquire: pairs with the cancelling walk's release (Invariant 1).
+  if (!created) span.add(names::kCancelTokenIsCancelled, state->cancelled.load(std::memory_order_acquire));
+  emit_span(span);
+}
+
+namespace {
+
+CancelStateHeader* make_child_state(CancelStateHeader* parent_header) {
   auto* child = new CancelState(nullptr);
   if (parent_header == nullptr) return child;  // child of a moved-from token: a new root
   CancelState* parent = as_state(parent_header);
@@ -276,6 +342,8 @@ CancelStateHeader* new_child_state(CancelStateHeader* parent_header) {
   link_child(parent, child);
   return child;
 }
+
+}  // namespace
 
 void destroy_state(CancelStateHeader* header) noexcept {
   CancelState* state = as_state(header);
@@ -294,8 +362,9 @@ void destroy_state(CancelStateHeader* header) noexcept {
   }
 }
 
-void cancel_state(CancelStateHeader* header) noexcept {
-  if (header == nullptr) return;
+namespace {
+
+void cancel_walk(CancelStateHeader* header) noexcept {
   CancelState* root = as_state(header);
   // acquire: pairs with the release store that finished flagging this subtree (Protocol step 1).
   if (root->subtree_flagged_.load(std::memory_order_acquire)) return;
@@ -341,6 +410,8 @@ void cancel_state(CancelStateHeader* header) noexcept {
   }
   run_batch(batch);
 }
+
+}  // namespace
 
 bool add_cancel_callback(CancelStateHeader* header, CancelCallback* callback) noexcept {
   CancelState* state = as_state(header);

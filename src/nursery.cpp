@@ -29,6 +29,10 @@
 
 #include <thread>
 
+#include "knhk/concurrency/detail/trace.hpp"
+#include "knhk/concurrency/telemetry.hpp"
+#include "telemetry_names.hpp"
+
 namespace knhk::concurrency {
 namespace detail {
 namespace {
@@ -102,6 +106,29 @@ void NurseryCore::begin_child() noexcept {
   // relaxed: the child's end is ordered after this by the spawn's own hand-over to a worker.
   word_.fetch_add(kOneChild, std::memory_order_relaxed);
 }
+
+void NurseryCore::trace_spawn(const NurseryCore* nursery, std::int64_t start, std::size_t children) noexcept {
+  telemetry::SpanRecord span;
+  span.name = names::kSpanNurserySpawn;
+  span.start_unix_ns = start;
+  span.end_unix_ns = trace_clock_now();
+  span.add(names::kNurseryId, trace_id_of(nursery));
+  span.add(names::kNurseryTaskCount, static_cast<std::int64_t>(children));
+  emit_span(span);
+}
+
+namespace {
+void trace_wait(const NurseryCore& core, std::string_view mode, std::int64_t start) noexcept {
+  telemetry::SpanRecord span;
+  span.name = names::kSpanNurseryWait;
+  span.start_unix_ns = start;
+  span.end_unix_ns = trace_clock_now();
+  span.add(names::kNurseryId, trace_id_of(&core));
+  span.add(names::kNurseryMode, mode);
+  span.add(names::kNurseryTaskCount, static_cast<std::int64_t>(core.task_count()));
+  emit_span(span);
+}
+}  // namespace
 
 void NurseryCore::abandon_child() noexcept {
   spawned_.fetch_sub(1, std::memory_order_relaxed);  // a statistic
@@ -306,14 +333,18 @@ Nursery::~Nursery() {
 }
 
 Task<void> Nursery::wait_all() {
+  const std::int64_t trace_start = detail::trace_begin();
   co_await detail::NurseryWaitAwaiter(&core_, false);
+  if (trace_start != 0) detail::trace_wait(core_, detail::names::kModeWaitAll, trace_start);
   core_.throw_failures();
 }
 
 Task<void> Nursery::wait_any() {
+  const std::int64_t trace_start = detail::trace_begin();
   co_await detail::NurseryWaitAwaiter(&core_, true);
   if (core_.task_count() != 0) cancel();  // with no children there is nothing to stop
   co_await detail::NurseryWaitAwaiter(&core_, false);
+  if (trace_start != 0) detail::trace_wait(core_, detail::names::kModeWaitAny, trace_start);
   if (std::exception_ptr first = core_.take_first_failure()) std::rethrow_exception(first);
 }
 

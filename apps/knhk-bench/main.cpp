@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,19 +30,24 @@ const std::vector<Workload>& workloads() {
       {"W10", "cancel: 100,000 children with callbacks; churn of 1,000,000", &knhk::bench::run_cancel_workload},
       {"W11", "timers: 100,000 tasks sleeping 200 ms at once; sleep accuracy; 100,000 cancelled sleeps",
        &knhk::bench::run_timer_workload},
+      {"TEL", "telemetry overhead: W1 spawn_local at T = 2 with enable_telemetry on vs off",
+       &knhk::bench::run_telemetry_overhead},
   };
   return all;
 }
 
 void print_usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: knhk-bench [--quick] [--json FILE] [--only ID[,ID...]] [--repetitions N] [--help]\n"
+               "usage: knhk-bench [--quick] [--json FILE] [--telemetry FILE] [--only ID[,ID...]] [--repetitions N]\n"
+               "                  [--help]\n"
                "\n"
                "Runs the knhk concurrency workloads of BENCHMARKS.md, side by side with oneTBB\n"
                "where it has a counterpart, and prints figures with targets and verdicts.\n"
                "\n"
                "  --quick           fewer repetitions (5), for a run of about 20 s on 2 cores\n"
-               "  --json FILE       also write the table as JSON (schema of BENCHMARKS.md)\n"
+               "  --json FILE       also write the table as JSON (schema of BENCHMARKS.md; the W rows)\n"
+               "  --telemetry FILE  also write the run's metrics as OTLP/JSON: every knhk executor's\n"
+               "                    counters and histograms, summed (docs/TELEMETRY.md)\n"
                "  --only IDS        run only these workloads, e.g. --only W10\n"
                "  --repetitions N   repetitions per figure (at least 5; default 7)\n"
                "  --help            this text\n"
@@ -72,6 +78,7 @@ bool selected(const std::string& only, std::string_view id) {
 int main(int argc, char** argv) {
   knhk::bench::Options options;
   std::string json_path;
+  std::string telemetry_path;
   std::string only;
   bool repetitions_given = false;
   for (int i = 1; i < argc; ++i) {
@@ -87,6 +94,8 @@ int main(int argc, char** argv) {
       options.quick = true;
     } else if (arg == "--json") {
       json_path = value();
+    } else if (arg == "--telemetry") {
+      telemetry_path = value();
     } else if (arg == "--only") {
       only = value();
     } else if (arg == "--repetitions") {
@@ -105,6 +114,7 @@ int main(int argc, char** argv) {
     usage_error("--only names no known workload: " + only);
   }
 
+  if (!telemetry_path.empty()) knhk::bench::record_run_telemetry();
   std::vector<knhk::bench::Row> rows;
   std::vector<std::string> failures;
   for (const Workload& w : workloads()) {
@@ -134,8 +144,23 @@ int main(int argc, char** argv) {
   knhk::bench::print_table(machine, rows, notes);
   if (!json_path.empty()) {
     try {
-      knhk::bench::write_json(json_path, machine, options.quick, rows);
+      // BENCHMARKS.md's schema lists exactly the W figures; TEL stays in the printed table.
+      std::vector<knhk::bench::Row> benchmark_rows;
+      std::copy_if(rows.begin(), rows.end(), std::back_inserter(benchmark_rows),
+                   [](const knhk::bench::Row& row) { return row.workload.front() == 'W'; });
+      knhk::bench::write_json(json_path, machine, options.quick, benchmark_rows);
       std::printf("wrote %s\n", json_path.c_str());
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "knhk-bench: %s\n", error.what());
+      return 1;
+    }
+  }
+  if (!telemetry_path.empty()) {
+    try {
+      namespace telemetry = knhk::concurrency::telemetry;
+      telemetry::write_file_atomically(telemetry_path,
+                                       telemetry::to_otlp_json(knhk::bench::run_telemetry(), "knhk-bench") + '\n');
+      std::printf("wrote %s\n", telemetry_path.c_str());
     } catch (const std::exception& error) {
       std::fprintf(stderr, "knhk-bench: %s\n", error.what());
       return 1;

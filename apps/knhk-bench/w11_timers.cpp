@@ -43,7 +43,7 @@ double heap_in_use() {
 }
 
 SleepersSample measure_sleepers() {
-  kc::WorkStealingExecutor ex(2);
+  BenchExecutor ex(2);
   std::atomic<std::size_t> asleep{0};
   std::atomic<std::size_t> woke{0};
   std::atomic<std::size_t> early{0};
@@ -89,7 +89,7 @@ struct AccuracySample {
 };
 
 AccuracySample measure_accuracy() {
-  kc::WorkStealingExecutor ex(2);
+  BenchExecutor ex(2);
   std::vector<double> late_us = ex.block_on([]() -> kc::Task<std::vector<double>> {
     std::vector<double> late;
     late.reserve(kAccuracySleeps);
@@ -109,7 +109,7 @@ AccuracySample measure_accuracy() {
 }
 
 double measure_cancelled_sleeps_ns() {
-  kc::WorkStealingExecutor ex(2);
+  BenchExecutor ex(2);
   constexpr std::size_t kBatch = 1000;
   std::atomic<std::size_t> cancelled{0};
   const auto start = Clock::now();

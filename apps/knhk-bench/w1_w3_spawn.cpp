@@ -233,8 +233,8 @@ std::vector<Row> run_spawn_workloads(const Options& options) {
       {"W3", "spawn_remote_p999_ns", "ns", {}, Samples{}, std::nullopt},
   };
   const TscClock clock = TscClock::calibrate();
-  kc::WorkStealingExecutor one(1);
-  kc::WorkStealingExecutor two(2);
+  BenchExecutor one(1);
+  BenchExecutor two(2);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
     show_progress("W1-W3 spawn", rep, options.repetitions);
     Throughput k = knhk_spawn_local(one);
@@ -259,6 +259,45 @@ std::vector<Row> run_spawn_workloads(const Options& options) {
   }
   std::vector<Row> rows = {local_t1, local_t2, local_rate, remote, remote_rate};
   rows.insert(rows.end(), std::begin(lat), std::end(lat));
+  return rows;
+}
+
+// TEL: what telemetry costs on W1's spawn path (issue 7's budget: at most 5 %), at T = 1 (where
+// a spawn is cheapest, so any cost shows most) and T = 2. Executors with enable_telemetry on and
+// off, measured alternately in one run (blocks of off, on, on, off, so that a drift of the
+// machine weighs on both alike).
+std::vector<Row> run_telemetry_overhead(const Options& options) {
+  g_spawn_count = options.quick ? 250'000 : 1'000'000;
+  std::vector<Row> rows;
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    const std::string t = "_t" + std::to_string(workers);
+    Row on{"TEL", "spawn_local" + t + "_on_ns", "ns", {}, std::nullopt, std::nullopt};
+    Row off{"TEL", "spawn_local" + t + "_off_ns", "ns", {}, std::nullopt, std::nullopt};
+    Row ratio{"TEL", "on_over_off" + t, "1", {}, std::nullopt, Target::at_most(1.05)};
+    kc::WorkerConfig config;
+    config.worker_count = workers;
+    BenchExecutor with(config);
+    config.enable_telemetry = false;
+    BenchExecutor without(config);
+    // At T = 1 a spawn costs about 35 ns and one run of W1 40 ms, so the machine's noise (5-20 %
+    // between runs) dwarfs a 1 % effect: four off-on-on-off blocks per repetition. At T = 2 one.
+    const int blocks = workers == 1 ? 4 : 1;
+    for (int rep = 1; rep <= options.repetitions; ++rep) {
+      show_progress("TEL telemetry on/off, T = " + std::to_string(workers), rep, options.repetitions);
+      double on_sum = 0;
+      double off_sum = 0;
+      for (int block = 0; block < blocks; ++block) {
+        off_sum += knhk_spawn_local(without).ns_per_call;
+        on_sum += knhk_spawn_local(with).ns_per_call;
+        on_sum += knhk_spawn_local(with).ns_per_call;
+        off_sum += knhk_spawn_local(without).ns_per_call;
+      }
+      on.knhk.values.push_back(on_sum / (2 * blocks));
+      off.knhk.values.push_back(off_sum / (2 * blocks));
+      ratio.knhk.values.push_back(on_sum / off_sum);
+    }
+    rows.insert(rows.end(), {on, off, ratio});
+  }
   return rows;
 }
 

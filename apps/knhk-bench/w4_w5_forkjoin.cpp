@@ -116,8 +116,8 @@ std::vector<Row> run_forkjoin_workloads(const Options& options) {
   Row speedup{"W4", "fib30_speedup", "1", {}, Samples{}, Target::at_least(1.8)};
   Row skynet{"W5", "skynet_ms", "ms", {}, Samples{}, Target::at_most_onetbb(0.5)};
 
-  kc::WorkStealingExecutor one(1);
-  kc::WorkStealingExecutor two(2);
+  BenchExecutor one(1);
+  BenchExecutor two(2);
   tbb::task_arena arena_one(1);
   tbb::task_arena arena_two(2);
   (void)knhk_fib_ms(two);  // warm the pools and the arenas once

@@ -92,7 +92,7 @@ double knhk_idle(std::chrono::milliseconds idle) {
   kc::WorkerConfig config;
   config.worker_count = 2;
   config.thread_name = "knhk-w8";
-  kc::WorkStealingExecutor ex(config);
+  BenchExecutor ex(config);
   ex.spawn_with_handle([] { return 1; }).get();
   std::this_thread::sleep_for(kSettle);
   const double before = threads_cpu_seconds(config.thread_name);
@@ -179,7 +179,7 @@ std::vector<Row> run_scheduler_workloads(const Options& options) {
     idle.add(knhk_idle(idle_window), tbb_idle(idle_window));
   }
 
-  kc::WorkStealingExecutor ex(2);
+  BenchExecutor ex(2);
   tbb::task_arena arena(2);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
     show_progress("W6 W9 scheduler", rep, options.repetitions);

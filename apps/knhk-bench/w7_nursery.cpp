@@ -59,7 +59,7 @@ double tbb_task_groups(tbb::task_arena& arena, std::size_t groups) {
 std::vector<Row> run_nursery_workload(const Options& options) {
   Row row{"W7", "nursery100_us", "us", {}, Samples{}, Target::at_most_onetbb(1.0)};
   const std::size_t nurseries = options.quick ? 2'000 : 20'000;
-  kc::WorkStealingExecutor ex(2);
+  BenchExecutor ex(2);
   tbb::task_arena arena(2);
   (void)knhk_nurseries(ex, nurseries / 10);  // warm both pools before the first measurement
   (void)tbb_task_groups(arena, nurseries / 10);

@@ -5,8 +5,32 @@
 
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 
 namespace knhk::bench {
+
+namespace {
+std::mutex g_telemetry_mutex;
+bool g_record_telemetry = false;                            // guarded by g_telemetry_mutex
+knhk::concurrency::telemetry::MetricsSnapshot g_telemetry;  // guarded by g_telemetry_mutex
+}  // namespace
+
+BenchExecutor::~BenchExecutor() {
+  const std::lock_guard lock(g_telemetry_mutex);
+  if (!g_record_telemetry) return;
+  shutdown();  // every task counted before the snapshot
+  knhk::concurrency::telemetry::merge_into(g_telemetry, knhk::concurrency::telemetry::collect(*this));
+}
+
+void record_run_telemetry() {
+  const std::lock_guard lock(g_telemetry_mutex);
+  g_record_telemetry = true;
+}
+
+knhk::concurrency::telemetry::MetricsSnapshot run_telemetry() {
+  const std::lock_guard lock(g_telemetry_mutex);
+  return g_telemetry;
+}
 
 std::size_t resident_kib() {
   std::ifstream statm("/proc/self/statm");

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <knhk/concurrency.hpp>
+
 #include "report.hpp"
 
 namespace knhk::bench {
@@ -32,6 +34,21 @@ inline double nanoseconds_between(Clock::time_point start, Clock::time_point end
   return std::chrono::duration<double, std::nano>(end - start).count();
 }
 
+/// The executor every knhk workload runs on: a WorkStealingExecutor that, when the run records
+/// telemetry (--telemetry), adds its final metrics to the run's total as it is destroyed.
+class BenchExecutor : public knhk::concurrency::WorkStealingExecutor {
+ public:
+  using WorkStealingExecutor::WorkStealingExecutor;
+  BenchExecutor(const BenchExecutor&) = delete;
+  BenchExecutor& operator=(const BenchExecutor&) = delete;
+  ~BenchExecutor();
+};
+
+/// Makes every BenchExecutor record its metrics into the run's total (--telemetry).
+void record_run_telemetry();
+/// The run's total: every BenchExecutor's metrics, merged (telemetry::merge_into).
+knhk::concurrency::telemetry::MetricsSnapshot run_telemetry();
+
 /// Resident set size of this process, in KiB (from /proc/self/statm).
 std::size_t resident_kib();
 
@@ -53,5 +70,6 @@ std::vector<Row> run_scheduler_workloads(const Options& options);  // W6, W8, W9
 std::vector<Row> run_nursery_workload(const Options& options);     // W7
 std::vector<Row> run_cancel_workload(const Options& options);      // W10
 std::vector<Row> run_timer_workload(const Options& options);       // W11
+std::vector<Row> run_telemetry_overhead(const Options& options);   // TEL: W1 with telemetry on vs off
 
 }  // namespace knhk::bench

@@ -30,6 +30,7 @@
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
+#include "knhk/concurrency/detail/trace.hpp"
 
 namespace knhk::concurrency {
 
@@ -118,6 +119,9 @@ inline CancelToken CancelTokenAccess::empty() noexcept { return CancelToken{null
 inline std::size_t linked_child_count(const CancelToken& token) noexcept {
   return linked_child_count(CancelTokenAccess::state(token));
 }
+
+/// Reports a CancelScope's creation (created) or drop to the installed trace sink (src/cancel_token.cpp).
+void trace_cancel_scope(bool created, const CancelToken& token, bool auto_cancel, std::int64_t start) noexcept;
 }  // namespace detail
 
 /// Move-only RAII registration of an on_cancel callback. Destroying it deregisters the callback;
@@ -279,9 +283,9 @@ CancelRegistration CancelToken::on_cancel(F&& callback) const {
 class CancelScope {
  public:
   /// Owns a new root token.
-  CancelScope() = default;
+  CancelScope() : CancelScope(detail::trace_begin(), CancelToken{}) {}
   /// Owns `parent.child_token()`.
-  explicit CancelScope(const CancelToken& parent) : token_(parent.child_token()) {}
+  explicit CancelScope(const CancelToken& parent) : CancelScope(detail::trace_begin(), parent.child_token()) {}
 
   CancelScope(CancelScope&& other) noexcept
       : token_(std::move(other.token_)), armed_(std::exchange(other.armed_, false)) {}
@@ -296,7 +300,9 @@ class CancelScope {
   CancelScope(const CancelScope&) = delete;
   CancelScope& operator=(const CancelScope&) = delete;
   ~CancelScope() {
+    const std::int64_t start = detail::trace_begin();
     if (armed_) token_.cancel();
+    if (start != 0) detail::trace_cancel_scope(false, token_, armed_, start);
   }
 
   [[nodiscard]] const CancelToken& token() const noexcept { return token_; }
@@ -310,6 +316,11 @@ class CancelScope {
   }
 
  private:
+  // `start`: of the creation span, read along with the token's making; 0 when not tracing.
+  CancelScope(std::int64_t start, CancelToken token) noexcept : token_(std::move(token)) {
+    if (start != 0) detail::trace_cancel_scope(true, token_, armed_, start);
+  }
+
   CancelToken token_;
   bool armed_ = true;
 };

@@ -42,6 +42,8 @@ struct WorkerConfig {
   std::size_t max_steal_attempts = 16;
   /// A parked worker is woken by new work at once; this bounds how long it sleeps between checks.
   std::chrono::milliseconds park_timeout{100};
+  /// Sampled latency and depth histograms, and this executor's spans (docs/TELEMETRY.md).
+  /// Counters are kept either way.
   bool enable_telemetry = true;
   std::string thread_name = "knhk-worker";
 };
@@ -64,6 +66,7 @@ namespace detail {
 
 class ExecutorState;
 struct NurseryAccess;
+struct TelemetryAccess;
 
 template <class T>
 struct IsTask : std::false_type {};
@@ -432,7 +435,8 @@ class WorkStealingExecutor {
   [[nodiscard]] static WorkStealingExecutor* current() noexcept;
 
  private:
-  friend struct detail::NurseryAccess;  // a nursery spawns onto the state directly
+  friend struct detail::NurseryAccess;    // a nursery spawns onto the state directly
+  friend struct detail::TelemetryAccess;  // telemetry::collect() reads the instruments
 
   std::unique_ptr<detail::ExecutorState> state_;
 };

@@ -43,6 +43,7 @@
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
+#include "knhk/concurrency/detail/trace.hpp"
 #include "knhk/concurrency/errors.hpp"
 #include "knhk/concurrency/executor.hpp"
 #include "knhk/concurrency/join_handle.hpp"
@@ -91,6 +92,10 @@ class NurseryCore {
   // Around handing a child to the executor: begin_child() first, abandon_child() if that failed.
   void begin_child() noexcept;
   void abandon_child() noexcept;
+  // Reports a spawn to the trace sink: it began at `start` (trace_begin()) and has just ended;
+  // `children` is task_count() read before the child was published. Static: after publication
+  // the child may end and the nursery go, so only its address (as an id) may be used.
+  static void trace_spawn(const NurseryCore* nursery, std::int64_t start, std::size_t children) noexcept;
   // A child ended; `failure` is its exception if that is a failure of the nursery, else null.
   void child_ended(std::exception_ptr failure) noexcept;
 
@@ -290,25 +295,32 @@ void Nursery::spawn(F&& work) {
                 "Nursery::spawn takes a callable returning void, a Task<void> or a callable returning one; "
                 "use spawn_value for results");
   detail::check_work(work);
+  const std::int64_t trace_start = detail::trace_begin();
   core_.begin_child();
+  const std::size_t children = trace_start != 0 ? core_.task_count() : 0;
   try {
     detail::spawn_with_sink<void>(core_.executor(), std::forward<F>(work), detail::NurserySink{&core_});
   } catch (...) {
     core_.abandon_child();
     throw;
   }
+  if (trace_start != 0) detail::NurseryCore::trace_spawn(&core_, trace_start, children);
 }
 
 template <class F>
 auto Nursery::spawn_value(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type> {
   using R = typename detail::SpawnResult<std::decay_t<F>>::type;
   detail::check_work(work);
+  const std::int64_t trace_start = detail::trace_begin();
   core_.begin_child();
+  const std::size_t children = trace_start != 0 ? core_.task_count() : 0;
   try {
-    return detail::spawn_joinable<R>(core_.executor(), std::forward<F>(work), core_.token().child_token(),
-                                     [this](detail::JoinState<R>* join) {
-                                       return detail::NurseryValueSink<R>{&core_, join};
-                                     });
+    auto handle = detail::spawn_joinable<R>(core_.executor(), std::forward<F>(work), core_.token().child_token(),
+                                            [this](detail::JoinState<R>* join) {
+                                              return detail::NurseryValueSink<R>{&core_, join};
+                                            });
+    if (trace_start != 0) detail::NurseryCore::trace_spawn(&core_, trace_start, children);
+    return handle;
   } catch (...) {
     core_.abandon_child();
     throw;
