@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <knhk/concurrency.hpp>
 #include <latch>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -274,26 +275,40 @@ std::vector<Row> run_telemetry_overhead(const Options& options) {
     Row on{"TEL", "spawn_local" + t + "_on_ns", "ns", {}, std::nullopt, std::nullopt};
     Row off{"TEL", "spawn_local" + t + "_off_ns", "ns", {}, std::nullopt, std::nullopt};
     Row ratio{"TEL", "on_over_off" + t, "1", {}, std::nullopt, Target::at_most(1.05)};
-    kc::WorkerConfig config;
-    config.worker_count = workers;
-    BenchExecutor with(config);
-    config.enable_telemetry = false;
-    BenchExecutor without(config);
-    // At T = 1 a spawn costs about 35 ns and one run of W1 40 ms, so the machine's noise (5-20 %
-    // between runs) dwarfs a 1 % effect: four off-on-on-off blocks per repetition. At T = 2 one.
-    const int blocks = workers == 1 ? 4 : 1;
+    kc::WorkerConfig on_config;
+    on_config.worker_count = workers;
+    kc::WorkerConfig off_config = on_config;
+    off_config.enable_telemetry = false;
+    // Every pair of executors runs at its own speed: the same pair kept for a whole process
+    // favoured one side by 5-30 %, either side, depending on what ran before it (memory and
+    // thread placement), while a 1 % effect is sought. So each repetition makes fresh pairs, in
+    // alternating order, warms each executor with one run, and measures off, on, on, off; the
+    // repetition's figures sum over its pairs. T = 1 (35 ns a spawn, 40 ms a run) takes three
+    // pairs, T = 2 (500 ns a spawn) one.
+    const int pairs = workers == 1 ? 3 : 1;
     for (int rep = 1; rep <= options.repetitions; ++rep) {
       show_progress("TEL telemetry on/off, T = " + std::to_string(workers), rep, options.repetitions);
       double on_sum = 0;
       double off_sum = 0;
-      for (int block = 0; block < blocks; ++block) {
-        off_sum += knhk_spawn_local(without).ns_per_call;
-        on_sum += knhk_spawn_local(with).ns_per_call;
-        on_sum += knhk_spawn_local(with).ns_per_call;
-        off_sum += knhk_spawn_local(without).ns_per_call;
+      for (int pair = 0; pair < pairs; ++pair) {
+        std::optional<BenchExecutor> with;
+        std::optional<BenchExecutor> without;
+        if ((rep + pair) % 2 == 1) {
+          with.emplace(on_config);
+          without.emplace(off_config);
+        } else {
+          without.emplace(off_config);
+          with.emplace(on_config);
+        }
+        knhk_spawn_local(*with);
+        knhk_spawn_local(*without);
+        off_sum += knhk_spawn_local(*without).ns_per_call;
+        on_sum += knhk_spawn_local(*with).ns_per_call;
+        on_sum += knhk_spawn_local(*with).ns_per_call;
+        off_sum += knhk_spawn_local(*without).ns_per_call;
       }
-      on.knhk.values.push_back(on_sum / (2 * blocks));
-      off.knhk.values.push_back(off_sum / (2 * blocks));
+      on.knhk.values.push_back(on_sum / (2 * pairs));
+      off.knhk.values.push_back(off_sum / (2 * pairs));
       ratio.knhk.values.push_back(on_sum / off_sum);
     }
     rows.insert(rows.end(), {on, off, ratio});
