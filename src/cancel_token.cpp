@@ -309,6 +309,12 @@ void cancel_state(CancelStateHeader* header) noexcept {
   emit_span(span);
 }
 
+bool is_child_of(const CancelToken& child, const CancelToken& parent) noexcept {
+  CancelStateHeader* const child_state = CancelTokenAccess::state(child);
+  CancelStateHeader* const parent_state = CancelTokenAccess::state(parent);
+  return child_state != nullptr && parent_state != nullptr && as_state(child_state)->parent_ == as_state(parent_state);
+}
+
 void trace_cancel_scope(bool created, const CancelToken& token, bool auto_cancel, std::int64_t start) noexcept {
   const CancelStateHeader* state = CancelTokenAccess::state(token);
   if (state == nullptr) return;  // a moved-from scope: nothing of it is left to report

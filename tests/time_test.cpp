@@ -385,6 +385,29 @@ TEST(JoinAwait, CancellingTheAwaitingTaskAbortsTheAwaitedOne) {
   EXPECT_FALSE(child_slept_through.load());
 }
 
+// The awaited task's token is no child of the awaiter's here (it was spawned from outside), so
+// the abort travels through the awaiter's registration, not through the token tree.
+TEST(JoinAwait, CancellingTheAwaitingTaskAbortsAnAwaitedTaskItDidNotSpawn) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> other_asleep{false};
+  std::atomic<bool> other_slept_through{false};
+  auto other = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    other_asleep = true;
+    co_await kc::sleep_for(1h);
+    other_slept_through = true;
+  });
+  std::atomic<bool> awaiting{false};
+  auto waiter = ex.spawn_with_handle([&awaiting, awaited = std::move(other)]() mutable -> kc::Task<void> {
+    awaiting = true;              // an abort from now on reaches it, before or after it suspends
+    co_await std::move(awaited);  // rethrows the other task's Cancelled
+  });
+  while (!other_asleep || !awaiting) std::this_thread::sleep_for(1ms);
+  waiter.abort();
+  EXPECT_THROW(waiter.get(), kc::Cancelled);
+  ex.shutdown();
+  EXPECT_FALSE(other_slept_through.load());
+}
+
 TEST(YieldNow, LetsASiblingRunOnASingleWorker) {
   kc::WorkStealingExecutor ex(1);
   std::atomic<bool> flag{false};

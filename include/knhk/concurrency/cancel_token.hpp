@@ -120,6 +120,10 @@ inline std::size_t linked_child_count(const CancelToken& token) noexcept {
   return linked_child_count(CancelTokenAccess::state(token));
 }
 
+/// True when `child`'s node was made as a child of `parent`'s (so cancelling `parent` cancels
+/// it). Reads a link written before the child token was shared, never changed afterwards.
+bool is_child_of(const CancelToken& child, const CancelToken& parent) noexcept;
+
 /// Reports a CancelScope's creation (created) or drop to the installed trace sink (src/cancel_token.cpp).
 void trace_cancel_scope(bool created, const CancelToken& token, bool auto_cancel, std::int64_t start) noexcept;
 }  // namespace detail
