@@ -154,6 +154,26 @@ struct SpawnProbe {
   }
 };
 
+// A worker's "next" slot (after tokio's LIFO slot): a coroutine that awaited a task which has
+// just ended on this worker, and is this worker's next task. It takes no record, no queue
+// traffic and no wake-up of another worker: queued, it would have been the next local pop
+// anyway, and a thief would only have moved the parent away from its children's data. Owner
+// only: filled by a task ending on the worker, emptied by the worker's next look for work.
+struct NextSlot final : TaskRecord {
+  NextSlot() noexcept : TaskRecord(&NextSlot::execute_fn) {}
+
+  static bool execute_fn(TaskRecord* self) noexcept {
+    auto* slot = static_cast<NextSlot*>(self);
+    const std::coroutine_handle<> handle = std::exchange(slot->handle, {});  // free again
+    tls_task_context = slot->context;  // run_task() restores it (detail/task_context.hpp rule 1)
+    resume_inline(handle);
+    return false;  // a step of a coroutine task, which reports its own end
+  }
+
+  std::coroutine_handle<> handle;  // empty while the slot is free
+  TaskContext* context = nullptr;
+};
+
 }  // namespace
 
 struct Worker {
@@ -164,6 +184,7 @@ struct Worker {
   WorkerCounters counters;
   WorkerHistograms histograms;
   SpawnProbe spawn_probe;  // telemetry; owner only
+  NextSlot next;           // owner only
 
   // Owner-only state.
   std::uint64_t rng;
@@ -548,6 +569,7 @@ class ExecutorState {
     if (++self.tick % kInjectorInterval == 0) {
       if (TaskRecord* task = pop_injector(self)) return task;
     }
+    if (self.next.handle) return &self.next;
     if (TaskRecord* task = self.queue.owner().pop()) return task;
     return pop_injector(self);
   }
@@ -571,11 +593,13 @@ class ExecutorState {
   [[gnu::noinline]] void run_task_traced(Worker& self, TaskRecord* task) noexcept {
     telemetry::SpanRecord span;
     span.name = names::kSpanTaskExecute;
+    bool is_step = false;
+    ResumeRecord::context_of_step(task, is_step);
     span.add(names::kTaskId, task_id_of(task));
     span.add(names::kWorkerId, static_cast<std::int64_t>(self.index));
     // A coroutine task runs in steps between suspensions (it may wait on timers, tokens, other
     // tasks: io_bound); a callable runs once to its end (cpu_bound).
-    span.add(names::kTaskType, ResumeRecord::is_resume(task) ? names::kTaskIoBound : names::kTaskCpuBound);
+    span.add(names::kTaskType, is_step ? names::kTaskIoBound : names::kTaskCpuBound);
     span.start_unix_ns = trace_clock_now();
     if (task->execute(task)) task_ended(self);
     span.end_unix_ns = trace_clock_now();
@@ -585,10 +609,8 @@ class ExecutorState {
   // A task's id in spans: a coroutine task's context (the same for each of its steps and for its
   // spawn), else the record's address.
   static std::int64_t task_id_of(const TaskRecord* record) noexcept {
-    if (ResumeRecord::is_resume(record)) {
-      const auto* resume = static_cast<const ResumeRecord*>(record);
-      if (resume->context != nullptr) return trace_id_of(resume->context);
-    }
+    bool is_step = false;
+    if (const TaskContext* context = ResumeRecord::context_of_step(record, is_step)) return trace_id_of(context);
     return trace_id_of(record);
   }
 
@@ -641,6 +663,14 @@ class ExecutorState {
     ResumeRecord(std::coroutine_handle<> h, bool is_task, TaskContext* task_context) noexcept
         : TaskRecord(&ResumeRecord::execute_fn), handle(h), context(task_context), counted(is_task) {}
     static bool is_resume(const TaskRecord* record) noexcept { return record->execute == &execute_fn; }
+    // A record that resumes a coroutine step, either way (telemetry: io_bound, its task's id).
+    static TaskContext* context_of_step(const TaskRecord* record, bool& is_step) noexcept {
+      is_step = true;
+      if (is_resume(record)) return static_cast<const ResumeRecord*>(record)->context;
+      if (record->execute == &NextSlot::execute_fn) return static_cast<const NextSlot*>(record)->context;
+      is_step = false;
+      return nullptr;
+    }
     static bool execute_fn(TaskRecord* self) noexcept {
       auto* record = static_cast<ResumeRecord*>(self);
       const std::coroutine_handle<> handle = record->handle;
@@ -980,6 +1010,14 @@ void schedule_yield(ExecutorState* executor, std::coroutine_handle<> handle, Tas
 }
 void read_telemetry(const ExecutorState* executor, ExecutorTelemetryData& out) { executor->read_telemetry(out); }
 ExecutorState* current_executor_state() noexcept { return tls_worker != nullptr ? tls_executor : nullptr; }
+void schedule_resume_next(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
+  if (executor->on_own_worker() && !tls_worker->next.handle) {
+    tls_worker->next.handle = handle;
+    tls_worker->next.context = context;
+    return;
+  }
+  schedule_resume(executor, handle, context);
+}
 void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
   try {
     executor->resume_later(handle, false, context);

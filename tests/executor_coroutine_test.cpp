@@ -20,6 +20,13 @@ using namespace std::chrono_literals;
 
 namespace {
 kc::Task<int> answer() { co_return 42; }
+
+// Each task spawns the next and awaits it: `depth` tasks suspended at once, resumed one by one as
+// the chain unwinds.
+kc::Task<int> awaited_chain(kc::WorkStealingExecutor& ex, int depth) {
+  if (depth == 0) co_return 0;
+  co_return 1 + co_await ex.spawn_with_handle(awaited_chain(ex, depth - 1));
+}
 }  // namespace
 
 TEST(ExecutorCoroutines, ASpawnedTaskReturnsItsValueThroughItsHandle) {
@@ -48,6 +55,16 @@ TEST(ExecutorCoroutines, AwaitingAJoinHandleResumesOnAWorkerOfTheExecutor) {
     co_return kc::WorkStealingExecutor::current() == &ex;
   });
   EXPECT_TRUE(handle.get());
+}
+
+// A task ending on a worker hands its awaiter to that worker as its next task (the "next" slot),
+// which the worker's loop runs: the unwinding never nests one resumption inside another.
+TEST(ExecutorCoroutines, ADeepChainOfAwaitedHandlesUnwindsInConstantStack) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    kc::WorkStealingExecutor ex(workers);
+    constexpr int kDepth = 20'000;
+    EXPECT_EQ(ex.block_on(awaited_chain(ex, kDepth)), kDepth) << workers << " workers";
+  }
 }
 
 TEST(ExecutorCoroutines, AnExceptionInACoroutineTaskReachesTheHandleAndTheAwaiter) {

@@ -77,7 +77,9 @@ class JoinState : public JoinDone {
   }
   void notify_done(std::uint32_t before) noexcept {
     if (before == kSleeping) done_.notify_all();
-    if (before == kAwaited) waiter_where_.resume(waiter_);  // on the awaiter's executor
+    // On the awaiter's executor; its next task when this worker is one of its (the task whose
+    // end this is returns to its worker's loop at once).
+    if (before == kAwaited) waiter_where_.resume_next(waiter_);
     if (before == kBlocked) wake_blocked_worker(executor_, blocked_worker_);
   }
   [[nodiscard]] bool is_done() const noexcept { return done_.load(std::memory_order_acquire) == kDone; }

@@ -18,6 +18,12 @@ ExecutorState* current_executor_state() noexcept;
 /// After the executor has stopped, resumes it inline instead.
 void schedule_resume(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept;
 
+/// As schedule_resume(), for a coroutine that awaited a task ending right now on this thread:
+/// on a worker of `executor`, it runs as that worker's next task, without a queued record or a
+/// wake-up (the worker's "next" slot, after tokio's LIFO slot). Elsewhere, or with the slot
+/// taken, it is schedule_resume().
+void schedule_resume_next(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept;
+
 /// Wakes `worker` of `executor`, which blocked in a JoinHandle::get() (see JoinState).
 void wake_blocked_worker(ExecutorState* executor, void* worker) noexcept;
 
@@ -40,6 +46,14 @@ struct ResumePoint {
 
   static ResumePoint here() noexcept { return {current_executor_state(), current_task_context()}; }
   void resume(std::coroutine_handle<> handle) const noexcept { resume_on(executor, handle, context); }
+  /// resume(), by a task that is ending (see schedule_resume_next()).
+  void resume_next(std::coroutine_handle<> handle) const noexcept {
+    if (executor != nullptr) {
+      schedule_resume_next(executor, handle, context);
+    } else {
+      resume(handle);
+    }
+  }
 };
 
 }  // namespace knhk::concurrency::detail
