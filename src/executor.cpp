@@ -183,8 +183,9 @@ struct Worker {
   LocalQueue<TaskRecord> queue;
   WorkerCounters counters;
   WorkerHistograms histograms;
-  SpawnProbe spawn_probe;  // telemetry; owner only
-  NextSlot next;           // owner only
+  SpawnProbe spawn_probe;     // telemetry; owner only
+  NextSlot next;              // owner only
+  std::uint32_t helping = 0;  // nested JoinHandle::get() waits running on this worker; owner only
 
   // Owner-only state.
   std::uint64_t rng;
@@ -412,6 +413,9 @@ class ExecutorState {
       return;
     }
     Worker* self = tls_worker;
+    // While helping, a task's end must not fill the "next" slot: get() may return with it full,
+    // and its caller run on for long, or block, while no other worker can reach the slot.
+    ++self->helping;
     while (done.load(std::memory_order_acquire) != State::kDone) {  // acquire: as above
       if (TaskRecord* task = find_local_or_injected(*self)) {
         run_task(*self, task);
@@ -439,6 +443,7 @@ class ExecutorState {
       // acq_rel: back to pending unless the task ended meanwhile (then it reads kDone).
       done.compare_exchange_strong(expected, State::kPending, std::memory_order_acq_rel, std::memory_order_acquire);
     }
+    --self->helping;
   }
 
   void wake(Worker* worker) noexcept {
@@ -566,10 +571,14 @@ class ExecutorState {
   }
 
   TaskRecord* find_local_or_injected(Worker& self) noexcept {
+    // The "next" slot first, even before the injector's fairness tick: a task taken instead could
+    // run long or block, and the slot is out of every other worker's reach meanwhile. The slot
+    // holds one step at a time, so the tick still comes round (61 is odd: it lands on both the
+    // slot's turns and the others' in a ping-pong of two tasks).
+    if (self.next.handle) return &self.next;
     if (++self.tick % kInjectorInterval == 0) {
       if (TaskRecord* task = pop_injector(self)) return task;
     }
-    if (self.next.handle) return &self.next;
     if (TaskRecord* task = self.queue.owner().pop()) return task;
     return pop_injector(self);
   }
@@ -1011,7 +1020,7 @@ void schedule_yield(ExecutorState* executor, std::coroutine_handle<> handle, Tas
 void read_telemetry(const ExecutorState* executor, ExecutorTelemetryData& out) { executor->read_telemetry(out); }
 ExecutorState* current_executor_state() noexcept { return tls_worker != nullptr ? tls_executor : nullptr; }
 void schedule_resume_next(ExecutorState* executor, std::coroutine_handle<> handle, TaskContext* context) noexcept {
-  if (executor->on_own_worker() && !tls_worker->next.handle) {
+  if (executor->on_own_worker() && !tls_worker->next.handle && tls_worker->helping == 0) {
     tls_worker->next.handle = handle;
     tls_worker->next.context = context;
     return;

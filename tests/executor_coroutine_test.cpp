@@ -67,6 +67,37 @@ TEST(ExecutorCoroutines, ADeepChainOfAwaitedHandlesUnwindsInConstantStack) {
   }
 }
 
+// A worker helping in get() runs a child whose end completes another task's join. That task's
+// resumption must stay within other workers' reach: get() may return at once, and its caller spin
+// (here, waiting for that very task) without ever looking for work again.
+TEST(ExecutorCoroutines, AJoinCompletedWhileHelpingInGetIsNotHeldBackByTheHelper) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> c_started{false};
+  std::atomic<bool> x_returning{false};
+  std::atomic<bool> a_resumed{false};
+  auto p = ex.spawn_with_handle([&] {
+    // X, the oldest task in this worker's queue, is what the other worker steals. It ends once C
+    // has started, and C ends only after X has: so this get() returns right after C's end.
+    auto x = ex.spawn_with_handle([&] {
+      while (!c_started) std::this_thread::yield();
+      x_returning = true;
+    });
+    auto a = ex.spawn_with_handle([&]() -> kc::Task<void> {
+      co_await ex.spawn_with_handle([&] {
+        c_started = true;
+        while (!x_returning) std::this_thread::yield();
+        std::this_thread::sleep_for(2ms);  // X's handle is complete by now, most likely
+      });
+      a_resumed = true;
+    });
+    x.get();  // helps: runs A, then C, whose end completes A's join
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!a_resumed && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return a_resumed.load();
+  });
+  EXPECT_TRUE(p.get()) << "the awaiting task was never resumed while its worker was busy";
+}
+
 TEST(ExecutorCoroutines, AnExceptionInACoroutineTaskReachesTheHandleAndTheAwaiter) {
   kc::WorkStealingExecutor ex(2);
   auto failing = []() -> kc::Task<int> {
