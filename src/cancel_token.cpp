@@ -68,6 +68,7 @@
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/trace.hpp"
 #include "knhk/concurrency/telemetry.hpp"
+#include "span_report.hpp"
 #include "telemetry_names.hpp"
 
 namespace knhk::concurrency::detail {
@@ -266,13 +267,12 @@ CancelStateHeader* make_child_state(CancelStateHeader* parent_header);
 void cancel_walk(CancelStateHeader* header) noexcept;
 
 void trace_token_create(std::int64_t start, const CancelStateHeader* state, const CancelStateHeader* parent) noexcept {
-  telemetry::SpanRecord span;
-  span.name = names::kSpanTokenCreate;
-  span.start_unix_ns = start;
-  span.end_unix_ns = trace_clock_now();
-  span.add(names::kCancelTokenId, trace_id_of(state));
-  if (parent != nullptr) span.add(names::kCancelTokenParentId, trace_id_of(parent));
-  emit_span(span);
+  if (parent == nullptr) {
+    report_span(names::kSpanTokenCreate, start, {{names::kCancelTokenId, trace_id_of(state)}});
+  } else {
+    report_span(names::kSpanTokenCreate, start,
+                {{names::kCancelTokenId, trace_id_of(state)}, {names::kCancelTokenParentId, trace_id_of(parent)}});
+  }
 }
 
 }  // namespace
@@ -297,16 +297,12 @@ void cancel_state(CancelStateHeader* header) noexcept {
     cancel_walk(header);
     return;
   }
-  telemetry::SpanRecord span;
-  span.name = names::kSpanTokenCancel;
-  span.start_unix_ns = trace_clock_now();
+  const std::int64_t start = trace_clock_now();
   // acquire: as cancel_walk()'s first load. Whether this call found the token cancelled already.
   const bool was_cancelled = header->cancelled.load(std::memory_order_acquire);
   cancel_walk(header);
-  span.end_unix_ns = trace_clock_now();
-  span.add(names::kCancelTokenId, trace_id_of(header));
-  span.add(names::kCancelTokenIsCancelled, was_cancelled);
-  emit_span(span);
+  report_span(names::kSpanTokenCancel, start,
+              {{names::kCancelTokenId, trace_id_of(header)}, {names::kCancelTokenIsCancelled, was_cancelled}});
 }
 
 bool is_child_of(const CancelToken& child, const CancelToken& parent) noexcept {
@@ -318,15 +314,17 @@ bool is_child_of(const CancelToken& child, const CancelToken& parent) noexcept {
 void trace_cancel_scope(bool created, const CancelToken& token, bool auto_cancel, std::int64_t start) noexcept {
   const CancelStateHeader* state = CancelTokenAccess::state(token);
   if (state == nullptr) return;  // a moved-from scope: nothing of it is left to report
-  telemetry::SpanRecord span;
-  span.name = created ? names::kSpanScopeCreate : names::kSpanScopeDrop;
-  span.start_unix_ns = start;
-  span.end_unix_ns = trace_clock_now();
-  span.add(names::kCancelTokenId, trace_id_of(state));
-  span.add(names::kCancelScopeAutoCancel, auto_cancel);
+  if (created) {
+    report_span(names::kSpanScopeCreate, start,
+                {{names::kCancelTokenId, trace_id_of(state)}, {names::kCancelScopeAutoCancel, auto_cancel}});
+    return;
+  }
   // acquire: pairs with the cancelling walk's release (Invariant 1).
-  if (!created) span.add(names::kCancelTokenIsCancelled, state->cancelled.load(std::memory_order_acquire));
-  emit_span(span);
+  const bool is_cancelled = state->cancelled.load(std::memory_order_acquire);
+  report_span(names::kSpanScopeDrop, start,
+              {{names::kCancelTokenId, trace_id_of(state)},
+               {names::kCancelScopeAutoCancel, auto_cancel},
+               {names::kCancelTokenIsCancelled, is_cancelled}});
 }
 
 namespace {

@@ -71,6 +71,7 @@
 #include "local_queue.hpp"
 #include "log2_histogram.hpp"
 #include "parking_mutex.hpp"
+#include "span_report.hpp"
 #include "telemetry_names.hpp"
 
 namespace knhk::concurrency::detail {
@@ -340,13 +341,9 @@ class ExecutorState {
       }
     }
     if (trace_start != 0) {
-      telemetry::SpanRecord span;
-      span.name = names::kSpanTaskSpawn;
-      span.start_unix_ns = trace_start;
-      span.end_unix_ns = trace_clock_now();
-      span.add(names::kTaskId, traced_id);
-      span.add(names::kQueueType, self != nullptr ? names::kQueueLocal : names::kQueueGlobal);
-      emit_span(span);
+      report_span(names::kSpanTaskSpawn, trace_start,
+                  {{names::kTaskId, traced_id},
+                   {names::kQueueType, self != nullptr ? names::kQueueLocal : names::kQueueGlobal}});
     }
   }
 
@@ -475,12 +472,8 @@ class ExecutorState {
     }
     stop_and_join();  // step 4
     if (trace_start != 0) {
-      telemetry::SpanRecord span;
-      span.name = names::kSpanShutdown;
-      span.start_unix_ns = trace_start;
-      span.end_unix_ns = trace_clock_now();
-      span.add(names::kWorkerCount, static_cast<std::int64_t>(workers_.size()));
-      emit_span(span);
+      report_span(names::kSpanShutdown, trace_start,
+                  {{names::kWorkerCount, static_cast<std::int64_t>(workers_.size())}});
     }
   }
 
@@ -600,19 +593,18 @@ class ExecutorState {
   }
 
   [[gnu::noinline]] void run_task_traced(Worker& self, TaskRecord* task) noexcept {
-    telemetry::SpanRecord span;
-    span.name = names::kSpanTaskExecute;
+    // Read before execute(), which frees the record. A coroutine task runs in steps between
+    // suspensions (it may wait on timers, tokens, other tasks: io_bound); a callable runs once to
+    // its end (cpu_bound).
     bool is_step = false;
     ResumeRecord::context_of_step(task, is_step);
-    span.add(names::kTaskId, task_id_of(task));
-    span.add(names::kWorkerId, static_cast<std::int64_t>(self.index));
-    // A coroutine task runs in steps between suspensions (it may wait on timers, tokens, other
-    // tasks: io_bound); a callable runs once to its end (cpu_bound).
-    span.add(names::kTaskType, is_step ? names::kTaskIoBound : names::kTaskCpuBound);
-    span.start_unix_ns = trace_clock_now();
+    const std::int64_t id = task_id_of(task);
+    const std::int64_t start = trace_clock_now();
     if (task->execute(task)) task_ended(self);
-    span.end_unix_ns = trace_clock_now();
-    emit_span(span);
+    report_span(names::kSpanTaskExecute, start,
+                {{names::kTaskId, id},
+                 {names::kWorkerId, static_cast<std::int64_t>(self.index)},
+                 {names::kTaskType, is_step ? names::kTaskIoBound : names::kTaskCpuBound}});
   }
 
   // A task's id in spans: a coroutine task's context (the same for each of its steps and for its
@@ -809,14 +801,10 @@ class ExecutorState {
       self.histograms.depth_stolen.record_owned(victim_depth);
     }
     if (trace_start != 0) {
-      telemetry::SpanRecord span;
-      span.name = names::kSpanTaskSteal;
-      span.start_unix_ns = trace_start;
-      span.end_unix_ns = trace_clock_now();
-      span.add(names::kWorkerId, static_cast<std::int64_t>(self.index));
-      span.add(names::kStealAttempts, static_cast<std::int64_t>(attempts));
-      span.add(names::kQueueType, names::kQueueStolen);
-      emit_span(span);
+      report_span(names::kSpanTaskSteal, trace_start,
+                  {{names::kWorkerId, static_cast<std::int64_t>(self.index)},
+                   {names::kStealAttempts, static_cast<std::int64_t>(attempts)},
+                   {names::kQueueType, names::kQueueStolen}});
     }
   }
 
@@ -910,12 +898,7 @@ class ExecutorState {
     if (woken_by_waker) self.searching = true;  // wake_one() already incremented searching_
     if (slept) self.counters.busy_since.store(now_ns(), std::memory_order_relaxed);
     if (trace_start != 0) {
-      telemetry::SpanRecord span;
-      span.name = names::kSpanWorkerPark;
-      span.start_unix_ns = trace_start;
-      span.end_unix_ns = trace_clock_now();
-      span.add(names::kWorkerId, static_cast<std::int64_t>(self.index));
-      emit_span(span);
+      report_span(names::kSpanWorkerPark, trace_start, {{names::kWorkerId, static_cast<std::int64_t>(self.index)}});
     }
   }
 

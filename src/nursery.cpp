@@ -31,6 +31,7 @@
 
 #include "knhk/concurrency/detail/trace.hpp"
 #include "knhk/concurrency/telemetry.hpp"
+#include "span_report.hpp"
 #include "telemetry_names.hpp"
 
 namespace knhk::concurrency {
@@ -108,25 +109,17 @@ void NurseryCore::begin_child() noexcept {
 }
 
 void NurseryCore::trace_spawn(const NurseryCore* nursery, std::int64_t start, std::size_t children) noexcept {
-  telemetry::SpanRecord span;
-  span.name = names::kSpanNurserySpawn;
-  span.start_unix_ns = start;
-  span.end_unix_ns = trace_clock_now();
-  span.add(names::kNurseryId, trace_id_of(nursery));
-  span.add(names::kNurseryTaskCount, static_cast<std::int64_t>(children));
-  emit_span(span);
+  report_span(
+      names::kSpanNurserySpawn, start,
+      {{names::kNurseryId, trace_id_of(nursery)}, {names::kNurseryTaskCount, static_cast<std::int64_t>(children)}});
 }
 
 namespace {
 void trace_wait(const NurseryCore& core, std::string_view mode, std::int64_t start) noexcept {
-  telemetry::SpanRecord span;
-  span.name = names::kSpanNurseryWait;
-  span.start_unix_ns = start;
-  span.end_unix_ns = trace_clock_now();
-  span.add(names::kNurseryId, trace_id_of(&core));
-  span.add(names::kNurseryMode, mode);
-  span.add(names::kNurseryTaskCount, static_cast<std::int64_t>(core.task_count()));
-  emit_span(span);
+  report_span(names::kSpanNurseryWait, start,
+              {{names::kNurseryId, trace_id_of(&core)},
+               {names::kNurseryMode, mode},
+               {names::kNurseryTaskCount, static_cast<std::int64_t>(core.task_count())}});
 }
 }  // namespace
 
