@@ -262,6 +262,29 @@ TEST(Executor, AnIdleExecutorParksItsWorkers) {
   EXPECT_GT(ex.metrics().parks, 0U);
 }
 
+// Only one parked worker (the watcher) wakes on park_timeout; the others sleep until woken. Each
+// burst needs all four workers at once: its tasks wait for each other, so every parked worker,
+// watcher or not, must be woken by the burst itself.
+TEST(Executor, EveryParkedWorkerWakesForABurstThatNeedsThemAll) {
+  constexpr std::size_t kWorkers = 4;
+  kc::WorkerConfig config;
+  config.worker_count = kWorkers;
+  config.park_timeout = 5ms;  // the watcher times out, and hands over, often
+  kc::WorkStealingExecutor ex(config);
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(eventually([&ex] { return ex.metrics().workers_idle == kWorkers; }));
+    std::atomic<std::size_t> arrived{0};
+    std::vector<kc::JoinHandle<bool>> handles;
+    for (std::size_t i = 0; i < kWorkers; ++i) {
+      handles.push_back(ex.spawn_with_handle([&arrived] {
+        arrived.fetch_add(1);
+        return eventually([&arrived] { return arrived.load() == kWorkers; });
+      }));
+    }
+    for (auto& handle : handles) EXPECT_TRUE(handle.get()) << "round " << round;
+  }
+}
+
 TEST(Executor, DroppingAHandleDetachesTheTask) {
   std::atomic<bool> ran{false};
   {

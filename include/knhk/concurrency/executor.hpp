@@ -40,7 +40,8 @@ struct WorkerConfig {
   std::size_t worker_count = std::max<std::size_t>(1, std::thread::hardware_concurrency());
   /// Victims a worker tries in one search round before it considers parking.
   std::size_t max_steal_attempts = 16;
-  /// A parked worker is woken by new work at once; this bounds how long it sleeps between checks.
+  /// A parked worker is woken by new work at once; this bounds how long the parked workers sleep
+  /// between checks of the queues (a safety net). One parked worker checks for all of them.
   std::chrono::milliseconds park_timeout{100};
   /// Sampled latency and depth histograms, and this executor's spans (docs/TELEMETRY.md).
   /// Counters are kept either way.
