@@ -8,6 +8,7 @@
 #include <stop_token>
 
 #include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/block_pool.hpp"
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "parking_mutex.hpp"
 
@@ -27,7 +28,7 @@ struct StopRequester {
 };
 using StopBridge = CancelCallbackFn<StopRequester>;
 
-class CancelState final : public CancelStateHeader {
+class CancelState final : public CancelStateHeader, public PooledAllocation {
  public:
   explicit CancelState(CancelState* parent) noexcept : parent_(parent) {}
   ~CancelState();  // in cancel_token.cpp: deregisters the stop bridge

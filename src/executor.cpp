@@ -648,7 +648,7 @@ class ExecutorState {
     }
     void* block = nullptr;
     try {
-      block = allocate_record_block(sizeof(ResumeRecord));
+      block = pool_allocate(sizeof(ResumeRecord));
     } catch (...) {
       if (counted) abandon_spawn();
       throw;
@@ -659,7 +659,7 @@ class ExecutorState {
   // yield_now(): the global queue, behind what waits there and after what waits locally (every
   // worker looks at its own queue first), so a polling task lets the others run.
   void resume_yielded(std::coroutine_handle<> handle, TaskContext* context) {
-    void* block = allocate_record_block(sizeof(ResumeRecord));
+    void* block = pool_allocate(sizeof(ResumeRecord));
     injector_.push(::new (block) ResumeRecord(handle, false, context));
     notify_work();
   }
@@ -684,7 +684,7 @@ class ExecutorState {
       const bool counted = record->counted;
       tls_task_context = record->context;  // run_task() restores it (detail/task_context.hpp rule 1)
       record->~ResumeRecord();
-      free_record_block(record, sizeof(ResumeRecord));
+      pool_free(record, sizeof(ResumeRecord));
       resume_inline(handle);
       return counted;
     }

@@ -154,7 +154,7 @@ inline constexpr bool kIsCoroutineWork = is_coroutine_work<F>();
 // the end of the task to the executor, and frees its own frame.
 class TaskDriver {
  public:
-  struct promise_type {
+  struct promise_type : PooledAllocation {  // the frame comes from the thread's block pool
     ExecutorState* executor = nullptr;
     TaskContext context;  // the task's, for as long as the frame lives (detail/task_context.hpp)
 

@@ -17,6 +17,7 @@
 
 #include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/cancel_token.hpp"
+#include "knhk/concurrency/detail/block_pool.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
@@ -50,7 +51,7 @@ struct JoinDone {
 
 // Shared by a JoinHandle and its task record; freed by whichever lets go last.
 template <class T>
-class JoinState : public JoinDone {
+class JoinState : public JoinDone, public PooledAllocation {
  public:
   JoinState(ExecutorState* executor, CancelToken token) : executor_(executor), token_(std::move(token)) {}
   JoinState(const JoinState&) = delete;

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "knhk/concurrency/address_stable.hpp"
+#include "knhk/concurrency/detail/block_pool.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
 
@@ -31,8 +32,9 @@ class Task;
 
 namespace detail {
 
-// What every Task promise shares: lazy start, and a final suspend that resumes whoever awaited.
-class TaskPromiseBase {
+// What every Task promise shares: lazy start, a final suspend that resumes whoever awaited, and a
+// frame from the thread's block pool.
+class TaskPromiseBase : public PooledAllocation {
  public:
   struct FinalAwaiter {
     FinalAwaiter() noexcept = default;

@@ -1,12 +1,11 @@
 // TaskRecord: one unit of work as it travels through the executor's queues.
 //
 // A record is an intrusive header (`next`, for the injector) plus a function pointer that runs the
-// work and then frees the record. The callable is stored inline in the same block. Blocks of up to
-// kRecordBlockSize bytes come from a per-thread free list, so spawning a small callable allocates
-// nothing in steady state; larger callables use the heap.
+// work and then frees the record. The callable is stored inline in the same block, which comes
+// from the thread's block pool (detail/block_pool.hpp), so spawning a small callable allocates
+// nothing in steady state.
 //
 // Thread safety: a record belongs to one party at a time (spawner, queue, running worker).
-// A block freed on another thread than the one that allocated it simply joins that thread's list.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +14,8 @@
 #include <new>
 #include <type_traits>
 #include <utility>
+
+#include "knhk/concurrency/detail/block_pool.hpp"
 
 namespace knhk::concurrency::detail {
 
@@ -31,53 +32,6 @@ struct TaskRecord {
   TaskRecord* next = nullptr;  // the injector's link; unused while in a local queue
   const ExecuteFn execute;
 };
-
-// Sized so that a record of a callable capturing a few pointers fits: the header is 16 bytes,
-// W1's record 32. A 1-worker burst of W1 keeps a million records alive, so block size is memory
-// touched per spawn (128-byte blocks measured 605 ns per spawn cold against 64-byte ones below).
-inline constexpr std::size_t kRecordBlockSize = 64;
-// A thread keeps at most this many free blocks (1 MiB); above that, blocks go back to the heap.
-inline constexpr std::size_t kRecordPoolLimit = 16384;
-
-struct RecordPool {
-  struct FreeBlock {
-    FreeBlock* next;
-  };
-  FreeBlock* head = nullptr;
-  std::size_t size = 0;
-
-  ~RecordPool() {
-    while (head != nullptr) ::operator delete(std::exchange(head, head->next));
-  }
-};
-
-inline thread_local RecordPool tls_record_pool;
-
-inline void* allocate_record_block(std::size_t bytes) {
-  if (bytes <= kRecordBlockSize) {
-    RecordPool& pool = tls_record_pool;
-    if (pool.head != nullptr) {
-      --pool.size;
-      return std::exchange(pool.head, pool.head->next);
-    }
-    return ::operator new(kRecordBlockSize);
-  }
-  return ::operator new(bytes);
-}
-
-inline void free_record_block(void* block, std::size_t bytes) noexcept {
-  if (bytes <= kRecordBlockSize) {
-    RecordPool& pool = tls_record_pool;
-    if (pool.size < kRecordPoolLimit) {
-      auto* free_block = static_cast<RecordPool::FreeBlock*>(block);
-      free_block->next = pool.head;
-      pool.head = free_block;
-      ++pool.size;
-      return;
-    }
-  }
-  ::operator delete(block);
-}
 
 // A record that owns callable F and, when executed, calls `complete(fn)`, which decides whether to
 // run it (not when its token is already cancelled), where the outcome goes (a join state, or the
@@ -99,7 +53,7 @@ struct CallableRecord final : TaskRecord {
     auto* record = static_cast<CallableRecord*>(self);
     record->complete(record->fn);  // runs and destroys fn
     record->~CallableRecord();
-    free_record_block(record, sizeof(CallableRecord));
+    pool_free(record, sizeof(CallableRecord));
     return true;
   }
 
@@ -112,11 +66,11 @@ struct CallableRecord final : TaskRecord {
 template <class F, class Complete>
 TaskRecord* make_callable_record(F&& fn, Complete&& complete) {
   using Record = CallableRecord<std::decay_t<F>, std::decay_t<Complete>>;
-  void* block = allocate_record_block(sizeof(Record));
+  void* block = pool_allocate(sizeof(Record));
   try {
     return ::new (block) Record(std::forward<F>(fn), std::forward<Complete>(complete));
   } catch (...) {
-    free_record_block(block, sizeof(Record));
+    pool_free(block, sizeof(Record));
     throw;
   }
 }
