@@ -20,6 +20,12 @@
 //     registers as a sleeper, then (after a seq_cst fence) re-checks every queue. By the two
 //     fences, either the spawner sees the worker searching or registered (and a searcher will
 //     re-check, or the spawner wakes a sleeper), or the worker's re-check sees the task.
+//     3a. A worker pushing onto its own queue skips the fence where membarrier(2) is available
+//         (process_barrier.hpp): it only reads the sleeper count, and returns if it is zero. The
+//         parker pays instead, with a process-wide barrier between registering and re-checking,
+//         so either the spawner's read sees it registered or its re-check sees the task. The
+//         searching-worker half of 3 then only serves parallelism (a searcher that misses the
+//         task still parks through this check, and the spawner runs its own queue anyway).
 //  4. While any worker is parked, the queues are re-checked at least every `park_timeout`, which
 //     bounds the cost of any wake-up this reasoning missed. One sleeper, the watcher, does the
 //     checking for all; the others sleep until woken. A timed wake-up costs 40-80 us of CPU on
@@ -76,6 +82,7 @@
 #include "local_queue.hpp"
 #include "log2_histogram.hpp"
 #include "parking_mutex.hpp"
+#include "process_barrier.hpp"
 #include "span_report.hpp"
 #include "telemetry_names.hpp"
 
@@ -321,10 +328,11 @@ class ExecutorState {
     if (self != nullptr) {
       auto owner = self->queue.owner();
       while (!owner.push(record)) overflow(*self);
+      notify_work_local();
     } else {
       injector_.push(record);
+      notify_work();
     }
-    notify_work();
     if ((probe_of(self).sample_start | trace_start) != 0) [[unlikely]] {
       end_spawn_probe(self, trace_start, traced_id);
     }
@@ -830,6 +838,20 @@ class ExecutorState {
     wake_one();
   }
 
+  // notify_work() after a push by a worker onto its own queue (W4: the seq_cst fence of every
+  // spawn was a fifth of fib's time at T = 1). With the process barrier, no fence: while no worker
+  // sleeps, nobody needs waking, and a worker that is going to sleep pays for the store-load
+  // order instead (park(): process_barrier_heavy() between registering and re-checking). So
+  // either this load sees it registered, or its re-check sees the task (Idle protocol 3).
+  void notify_work_local() noexcept {
+    if (asymmetric_) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler only: the load stays after the push
+      // relaxed: ordered by the process barrier above, not by this load.
+      if (sleeping_.load(std::memory_order_relaxed) == 0) return;
+    }
+    notify_work();
+  }
+
   bool work_visible() const noexcept {
     // seq_cst fence: the loads below follow this thread's seq_cst decrement of searching_ or
     // increment of sleeping_ in the fence order, so they see any task published before a
@@ -883,6 +905,7 @@ class ExecutorState {
       if (watcher_ == nullptr) appoint_watcher(self);
     }
     sleeping_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: read by notify_work() (Idle protocol 3)
+    if (asymmetric_) process_barrier_heavy();           // pairs with notify_work_local()'s unfenced load
     bool slept = false;
     std::int64_t trace_start = 0;
     if (!work_visible() && !stopping_.load(std::memory_order_acquire)) {
@@ -974,8 +997,9 @@ class ExecutorState {
   Injector<TaskRecord> injector_;
   std::int64_t started_ns_ = 0;
   std::int64_t started_unix_ns_ = 0;
-  const bool telemetry_ = config_.enable_telemetry;  // histograms and spans (docs/TELEMETRY.md)
-  Log2Histogram outside_spawn_latency_ns_;           // spawns from outside (record_shared)
+  const bool telemetry_ = config_.enable_telemetry;      // histograms and spans (docs/TELEMETRY.md)
+  const bool asymmetric_ = process_barrier_available();  // notify_work_local() needs no fence
+  Log2Histogram outside_spawn_latency_ns_;               // spawns from outside (record_shared)
   Log2Histogram depth_global_;
 
   alignas(64) std::atomic<std::uint64_t> outstanding_{0};  // spawned and not yet finished

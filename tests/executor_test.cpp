@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -282,6 +283,40 @@ TEST(Executor, EveryParkedWorkerWakesForABurstThatNeedsThemAll) {
       }));
     }
     for (auto& handle : handles) EXPECT_TRUE(handle.get()) << "round " << round;
+  }
+}
+
+// Idle protocol 3 without the safety net: the park timeout is an hour, so a wake-up lost between
+// a worker's spawn onto its own queue and the other worker going to sleep would leave the spawned
+// task unrun while its spawner spins. The spawner waits a varying while first, so that the other
+// worker is caught at every stage: searching, registering as a sleeper, asleep.
+TEST(Executor, ASpawnOntoAWorkersOwnQueueWakesTheOtherWorkerWithoutTheParkTimeout) {
+  kc::WorkerConfig config;
+  config.worker_count = 2;
+  config.park_timeout = std::chrono::hours(1);
+  kc::WorkStealingExecutor ex(config);
+#if defined(KNHK_SANITIZED)
+  constexpr int kRounds = 300;
+#else
+  constexpr int kRounds = 3000;
+#endif
+  for (int round = 0; round < kRounds; ++round) {
+    const auto delay = std::chrono::microseconds(round % 64);
+    const bool ran = ex.spawn_with_handle([&ex, delay] {
+                         const auto until = std::chrono::steady_clock::now() + delay;
+                         while (std::chrono::steady_clock::now() < until) {
+                         }
+                         // Shared: after a failed round the task may still run once this one returned.
+                         auto started = std::make_shared<std::atomic<bool>>(false);
+                         ex.spawn([started] { started->store(true); });
+                         // Spins rather than get(): a helping spawner would run the task itself.
+                         const auto deadline = std::chrono::steady_clock::now() + 10s;
+                         while (!started->load()) {
+                           if (std::chrono::steady_clock::now() > deadline) return false;
+                         }
+                         return true;
+                       }).get();
+    ASSERT_TRUE(ran) << "round " << round << ": the other worker never woke for the spawned task";
   }
 }
 
