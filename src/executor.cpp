@@ -52,6 +52,11 @@
 //         (step 2): relaxed suffices. Code on a worker outside any counted task (a coroutine that
 //         hopped here with schedule() and was resumed after suspending again) may find it at zero:
 //         the increment from zero then takes step 1's seq_cst path (fence, read `refusing_`).
+//     3c. A worker with nothing to cancel against adds kSpawnCredit to `outstanding_` at once
+//         and keeps the unused part in the same balance as its unsubtracted completions: both
+//         are counted in `outstanding_` beyond the truth, and both go back at the same flushes
+//         (3a). So a worker that only spawns (W1's producer) touches the shared count once per
+//         kSpawnCredit spawns, and the one that only completes once per kCompletionBatch.
 //  4. Set `stopping_`, wake every worker; a worker with no task left exits; join them all.
 //  5. Idempotent: a second call (or the destructor) finds the workers joined and returns.
 //  6. Threads that are not our workers also call in on behalf of tasks we wait for: the timer
@@ -95,6 +100,9 @@ constexpr std::uint32_t kInjectorInterval = 61;
 // Completions a worker subtracts from `outstanding_` at once (Shutdown protocol 3a). From W1 at
 // T = 2: one shared decrement per task cost a cache-line transfer per task.
 constexpr std::uint64_t kCompletionBatch = 64;
+// Spawns a worker pays for in `outstanding_` at once (Shutdown protocol 3c); below the batch, so
+// that the credit left after a payment does not reach a flush at the next completion.
+constexpr std::uint64_t kSpawnCredit = 32;
 // Telemetry samples (docs/TELEMETRY.md): one spawn in kSpawnSampleEvery is timed for the
 // spawn-latency histogram and records its queue's depth; one steal search in kStealSampleEvery is
 // timed for steal latency. A sample reads steady_clock twice, 27 ns a read on the 2-core VM's
@@ -205,7 +213,7 @@ struct Worker {
   std::uint32_t tick = 0;
   bool searching = false;
   bool ran_since_park = false;              // only a worker that just had work spins before parking (W8)
-  std::uint64_t unflushed_completions = 0;  // Shutdown protocol 3a
+  std::uint64_t unflushed_completions = 0;  // Shutdown protocol 3a, 3c: counted beyond the truth
   std::uint32_t steal_countdown = kStealSampleEvery;
 
   // Parking: `woken` is set by a waker under `park_mutex`.
@@ -287,12 +295,16 @@ class ExecutorState {
       // (outside any counted task), step 1's seq_cst pair instead: the fence, then the load.
       if (self->unflushed_completions != 0) {
         --self->unflushed_completions;
-      } else if (outstanding_.fetch_add(1, std::memory_order_relaxed) == 0) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (refusing_.load(std::memory_order_seq_cst)) {
-          finish_one();
-          throw ExecutorShutdown();
+      } else {
+        // 3c: kSpawnCredit at once; this spawn takes one, the rest wait in the worker's balance.
+        if (outstanding_.fetch_add(kSpawnCredit, std::memory_order_relaxed) == 0) {
+          std::atomic_thread_fence(std::memory_order_seq_cst);
+          if (refusing_.load(std::memory_order_seq_cst)) {
+            finish(kSpawnCredit);
+            throw ExecutorShutdown();
+          }
         }
+        self->unflushed_completions = kSpawnCredit - 1;
       }
       WorkerCounters::bump(self->counters.spawned);
       self->spawn_probe.begin(telemetry_);
@@ -361,9 +373,10 @@ class ExecutorState {
     }
   }
 
-  void finish_one() noexcept {
+  void finish_one() noexcept { finish(1); }
+  void finish(std::uint64_t n) noexcept {
     // acq_rel: the last task's effects happen before shutdown() sees zero (acquire there).
-    if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) outstanding_.notify_all();
+    if (outstanding_.fetch_sub(n, std::memory_order_acq_rel) == n) outstanding_.notify_all();
   }
 
   // --- outcomes ---
@@ -712,9 +725,7 @@ class ExecutorState {
 
   void flush_completions(Worker& self) noexcept {
     if (self.unflushed_completions == 0) return;
-    const std::uint64_t n = std::exchange(self.unflushed_completions, 0);
-    // acq_rel: the tasks' effects happen before shutdown() sees zero (its acquire load).
-    if (outstanding_.fetch_sub(n, std::memory_order_acq_rel) == n) outstanding_.notify_all();
+    finish(std::exchange(self.unflushed_completions, 0));
   }
 
   // Moves the older half of a full local queue to the injector in one batch.

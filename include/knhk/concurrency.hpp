@@ -6,6 +6,7 @@
 #include "knhk/concurrency/errors.hpp"            // IWYU pragma: export
 #include "knhk/concurrency/executor.hpp"          // IWYU pragma: export
 #include "knhk/concurrency/join_handle.hpp"       // IWYU pragma: export
+#include "knhk/concurrency/memory.hpp"            // IWYU pragma: export
 #include "knhk/concurrency/nursery.hpp"           // IWYU pragma: export
 #include "knhk/concurrency/pin.hpp"               // IWYU pragma: export
 #include "knhk/concurrency/sync_wait.hpp"         // IWYU pragma: export

@@ -9,20 +9,28 @@
 // block takes exactly the chunk that malloc(bytes) would (W11 counts heap bytes per sleeper).
 // Requests above kPoolMaxBlock bytes go straight to the heap.
 //
-// Ownership: a block freed on another thread than the one that allocated it joins the freeing
-// thread's list (a producer-consumer pair moves blocks one way; the consumer's list then fills up
-// to kPoolLimitBytes and frees the rest). Each thread keeps at most kPoolLimitBytes; its list is
-// freed when the thread exits, and blocks freed after that go to the heap.
+// Producer and consumer on different threads (W1 at T = 2, every spawn from outside): blocks
+// freed on one thread and allocated on another would pile up on the first and come from malloc
+// on the second. So a thread keeps at most 2 * kMagazineBlocks free blocks per class; past that it
+// hands kMagazineBlocks of them, as one chain (a magazine), to a process-wide depot, and a thread
+// whose list is empty takes a magazine from the depot before it calls malloc. One lock per
+// magazine, not per block (Bonwick's magazines; tcmalloc's transfer cache). The depot keeps at
+// most kDepotLimitBytes per class and frees the rest.
 //
-// Thread safety: each list is touched only by its own thread; no atomics. A block crossing
-// threads does so inside the runtime's own hand-offs (queues, join states), which order the
-// previous owner's writes before the next owner's.
+// Thread safety: each thread's lists are touched only by that thread; the depot is locked. A block
+// crossing threads does so inside the runtime's own hand-offs (queues, join states) or the
+// depot's lock, which order the previous owner's writes before the next owner's.
 //
-// AddressSanitizer: a block in a list is poisoned, so a use after free of a pooled object is
-// still reported.
+// Lifetime: a thread's lists are freed when the thread exits (blocks freed after that go to the
+// heap); the depot lives as long as the process.
+//
+// AddressSanitizer: a block in a list or in the depot is poisoned past its link word, so a use
+// after free of a pooled object is still reported. The link stays readable: LeakSanitizer follows
+// no pointer stored in poisoned memory, and would report every block of a chain but the first.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -38,61 +46,69 @@ namespace knhk::concurrency::detail {
 
 inline constexpr std::size_t kPoolClasses = 64;
 inline constexpr std::size_t kPoolMaxBlock = (kPoolClasses - 1) * 16 - 8;  // 1000 bytes
-// Free bytes one thread may keep. A worker that ran a burst of a million W1 records keeps this
-// much, not the burst.
-inline constexpr std::size_t kPoolLimitBytes = std::size_t{1} << 20;
+// Blocks moved between a thread and the depot at once.
+inline constexpr std::uint32_t kMagazineBlocks = 64;
+// Free bytes the depot keeps per class.
+inline constexpr std::size_t kDepotLimitBytes = std::size_t{4} << 20;
 
 struct BlockPool {
   struct FreeBlock {
     FreeBlock* next;
   };
   FreeBlock* heads[kPoolClasses];
-  std::size_t held_bytes;
+  std::uint32_t counts[kPoolClasses];
   bool drain_registered;  // the thread-exit drain (block_pool.cpp) is armed
-  bool retired;           // the thread is exiting: its list was freed; free to the heap from now on
+  bool retired;           // the thread is exiting: its lists were freed; free to the heap from now on
 };
 
 // Trivially destructible and constant-initialised, so access needs no guard and the state stays
 // readable during thread exit, after the drain ran.
 inline constinit thread_local BlockPool tls_block_pool{};
 
-// Arms the drain that frees this thread's list when the thread exits (out of line: it touches a
-// thread_local with a destructor).
-void arm_block_pool_drain() noexcept;
-
 [[nodiscard]] constexpr std::size_t pool_class(std::size_t bytes) noexcept { return (bytes + 8 + 15) / 16; }
 [[nodiscard]] constexpr std::size_t pool_block_bytes(std::size_t size_class) noexcept { return size_class * 16 - 8; }
+
+inline void poison_free_block(BlockPool::FreeBlock* block, std::size_t size_class) noexcept {
+  KNHK_POOL_POISON(block + 1, pool_block_bytes(size_class) - sizeof(BlockPool::FreeBlock));
+}
+
+// The slow paths, out of line (block_pool.cpp).
+// An empty list: a magazine from the depot into the list, then one block of it; else the heap.
+[[nodiscard]] void* pool_refill(std::size_t size_class);
+// A list past 2 * kMagazineBlocks: one magazine of it to the depot (or the heap, past its limit).
+void pool_spill(std::size_t size_class) noexcept;
+// Arms the drain that frees this thread's lists when the thread exits.
+void arm_block_pool_drain() noexcept;
 
 [[nodiscard]] inline void* pool_allocate(std::size_t bytes) {
   const std::size_t size_class = pool_class(bytes);
   if (size_class >= kPoolClasses) return ::operator new(bytes);
   BlockPool& pool = tls_block_pool;
   BlockPool::FreeBlock* block = pool.heads[size_class];
-  if (block == nullptr) return ::operator new(pool_block_bytes(size_class));
+  if (block == nullptr) [[unlikely]]
+    return pool_refill(size_class);
   KNHK_POOL_UNPOISON(block, pool_block_bytes(size_class));
   pool.heads[size_class] = block->next;
-  pool.held_bytes -= pool_block_bytes(size_class);
+  --pool.counts[size_class];
   return block;
 }
 
 // `bytes` must be what the block was allocated with.
 inline void pool_free(void* memory, std::size_t bytes) noexcept {
   const std::size_t size_class = pool_class(bytes);
-  if (size_class < kPoolClasses) {
-    BlockPool& pool = tls_block_pool;
-    const std::size_t block_bytes = pool_block_bytes(size_class);
-    if (pool.held_bytes + block_bytes <= kPoolLimitBytes && !pool.retired) {
-      if (!pool.drain_registered) [[unlikely]]
-        arm_block_pool_drain();
-      auto* block = static_cast<BlockPool::FreeBlock*>(memory);
-      block->next = pool.heads[size_class];
-      pool.heads[size_class] = block;
-      pool.held_bytes += block_bytes;
-      KNHK_POOL_POISON(block, block_bytes);
-      return;
-    }
+  BlockPool& pool = tls_block_pool;
+  if (size_class >= kPoolClasses || pool.retired) {
+    ::operator delete(memory);
+    return;
   }
-  ::operator delete(memory);
+  if (!pool.drain_registered) [[unlikely]]
+    arm_block_pool_drain();
+  auto* block = static_cast<BlockPool::FreeBlock*>(memory);
+  block->next = pool.heads[size_class];
+  pool.heads[size_class] = block;
+  poison_free_block(block, size_class);
+  if (++pool.counts[size_class] > 2 * kMagazineBlocks) [[unlikely]]
+    pool_spill(size_class);
 }
 
 // For a class whose objects should come from the pool: `operator new`/`operator delete` forward
