@@ -11,7 +11,10 @@
 // Lifetime: the Task owns the coroutine frame. Destroying a Task destroys the frame whether or not
 //   it ran; destroying a Task while it is running (i.e. from inside itself) is undefined.
 // Toolchains: g++ 12 and clang++ 14 (libstdc++). Correctness relies on the compiler not touching a
-//   frame after an await_suspend that let another thread resume it, which both honour.
+//   frame after an await_suspend that let another thread resume it, which both honour. g++ 12
+//   aligns coroutine frames to 16 bytes only (GCC bug 104177), so a Task must not return or hold
+//   locals of an over-aligned type (alignas above 16); spawn_with_handle of a callable returning
+//   one is fine (its join state takes the type's alignment).
 #pragma once
 
 #include <coroutine>

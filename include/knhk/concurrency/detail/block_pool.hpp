@@ -112,10 +112,37 @@ inline void pool_free(void* memory, std::size_t bytes) noexcept {
 }
 
 // For a class whose objects should come from the pool: `operator new`/`operator delete` forward
-// here (class-specific operators, and coroutine promises for their frames).
+// here (class-specific operators, and coroutine promises for their frames). Pooled blocks are
+// aligned to 16 bytes; an over-aligned class (a JoinState<T> of an alignas(64) T) takes the
+// aligned forms, which go to the heap.
 struct PooledAllocation {
   [[nodiscard]] static void* operator new(std::size_t bytes) { return pool_allocate(bytes); }
   static void operator delete(void* memory, std::size_t bytes) noexcept { pool_free(memory, bytes); }
+  [[nodiscard]] static void* operator new(std::size_t bytes, std::align_val_t alignment) {
+    return ::operator new(bytes, alignment);
+  }
+  // The unsized global form: clang 14 declares the sized ones only with -fsized-deallocation.
+  static void operator delete(void* memory, std::size_t /*bytes*/, std::align_val_t alignment) noexcept {
+    ::operator delete(memory, alignment);
+  }
 };
+
+// Memory for an object of type T: from the pool, or from the heap when T is over-aligned.
+template <class T>
+[[nodiscard]] void* allocate_for() {
+  if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
+    return ::operator new (sizeof(T), std::align_val_t{alignof(T)});
+  } else {
+    return pool_allocate(sizeof(T));
+  }
+}
+template <class T>
+void free_for(void* memory) noexcept {
+  if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
+    ::operator delete (memory, std::align_val_t{alignof(T)});
+  } else {
+    pool_free(memory, sizeof(T));
+  }
+}
 
 }  // namespace knhk::concurrency::detail

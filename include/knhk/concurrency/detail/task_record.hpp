@@ -53,7 +53,7 @@ struct CallableRecord final : TaskRecord {
     auto* record = static_cast<CallableRecord*>(self);
     record->complete(record->fn);  // runs and destroys fn
     record->~CallableRecord();
-    pool_free(record, sizeof(CallableRecord));
+    free_for<CallableRecord>(record);
     return true;
   }
 
@@ -66,11 +66,11 @@ struct CallableRecord final : TaskRecord {
 template <class F, class Complete>
 TaskRecord* make_callable_record(F&& fn, Complete&& complete) {
   using Record = CallableRecord<std::decay_t<F>, std::decay_t<Complete>>;
-  void* block = pool_allocate(sizeof(Record));
+  void* block = allocate_for<Record>();
   try {
     return ::new (block) Record(std::forward<F>(fn), std::forward<Complete>(complete));
   } catch (...) {
-    pool_free(block, sizeof(Record));
+    free_for<Record>(block);
     throw;
   }
 }
