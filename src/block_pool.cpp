@@ -110,7 +110,7 @@ struct BlockPoolDrain {
   BlockPoolDrain& operator=(const BlockPoolDrain&) = delete;
   ~BlockPoolDrain() {
     BlockPool& pool = tls_block_pool;
-    pool.retired = true;  // frees from later thread_local destructors go to the heap
+    pool.state = PoolState::retired;  // frees from later thread_local destructors go to the heap
     for (std::size_t size_class = 0; size_class < kPoolClasses; ++size_class) {
       free_chain(std::exchange(pool.heads[size_class], nullptr));
       pool.counts[size_class] = 0;
@@ -122,10 +122,10 @@ struct BlockPoolDrain {
 
 void* pool_refill(std::size_t size_class) {
   BlockPool& pool = tls_block_pool;
-  // A thread whose lists were drained at its exit keeps none again.
-  FreeBlock* magazine = pool.retired ? nullptr : depot().take(size_class);
+  // The rest of the magazine stays in the list: the drain must be armed. A thread whose lists
+  // were drained at its exit keeps none again.
+  FreeBlock* magazine = arm_block_pool() ? depot().take(size_class) : nullptr;
   if (magazine == nullptr) return ::operator new(pool_block_bytes(size_class));
-  if (!pool.drain_registered) arm_block_pool_drain();  // the rest of the magazine stays in the list
   KNHK_POOL_UNPOISON(magazine, pool_block_bytes(size_class));
   pool.heads[size_class] = magazine->next;  // the list was empty
   pool.counts[size_class] = kMagazineBlocks - 1;
@@ -142,10 +142,14 @@ void pool_spill(std::size_t size_class) noexcept {
   depot().give(size_class, magazine);
 }
 
-void arm_block_pool_drain() noexcept {
-  thread_local BlockPoolDrain drain;  // constructed here, on first use; destroyed at thread exit
-  (void)drain;
-  tls_block_pool.drain_registered = true;
+bool arm_block_pool() noexcept {
+  BlockPool& pool = tls_block_pool;
+  if (pool.state == PoolState::unarmed) {
+    thread_local BlockPoolDrain drain;  // constructed here, on first use; destroyed at thread exit
+    (void)drain;
+    pool.state = PoolState::armed;
+  }
+  return pool.state == PoolState::armed;
 }
 
 }  // namespace knhk::concurrency::detail

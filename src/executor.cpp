@@ -850,7 +850,7 @@ class ExecutorState {
   }
 
   // notify_work() after a push by a worker onto its own queue (W4: the seq_cst fence of every
-  // spawn was a fifth of fib's time at T = 1). With the process barrier, no fence: while no worker
+  // spawn was 7-10 % of fib's time at T = 1). With the process barrier, no fence: while no worker
   // sleeps, nobody needs waking, and a worker that is going to sleep pays for the store-load
   // order instead (park(): process_barrier_heavy() between registering and re-checking). So
   // either this load sees it registered, or its re-check sees the task (Idle protocol 3).

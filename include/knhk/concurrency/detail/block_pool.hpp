@@ -51,14 +51,17 @@ inline constexpr std::uint32_t kMagazineBlocks = 64;
 // Free bytes the depot keeps per class.
 inline constexpr std::size_t kDepotLimitBytes = std::size_t{4} << 20;
 
+// unarmed until the thread's first free or refill arms its thread-exit drain; retired once the
+// drain has run (the thread is exiting; blocks go to the heap from then on).
+enum class PoolState : unsigned char { unarmed, armed, retired };
+
 struct BlockPool {
   struct FreeBlock {
     FreeBlock* next;
   };
   FreeBlock* heads[kPoolClasses];
   std::uint32_t counts[kPoolClasses];
-  bool drain_registered;  // the thread-exit drain (block_pool.cpp) is armed
-  bool retired;           // the thread is exiting: its lists were freed; free to the heap from now on
+  PoolState state;
 };
 
 // Trivially destructible and constant-initialised, so access needs no guard and the state stays
@@ -77,8 +80,9 @@ inline void poison_free_block(BlockPool::FreeBlock* block, std::size_t size_clas
 [[nodiscard]] void* pool_refill(std::size_t size_class);
 // A list past 2 * kMagazineBlocks: one magazine of it to the depot (or the heap, past its limit).
 void pool_spill(std::size_t size_class) noexcept;
-// Arms the drain that frees this thread's lists when the thread exits.
-void arm_block_pool_drain() noexcept;
+// Arms the drain that frees this thread's lists when the thread exits, if not yet done. False once
+// it has run: the thread may keep no list any more.
+[[nodiscard]] bool arm_block_pool() noexcept;
 
 [[nodiscard]] inline void* pool_allocate(std::size_t bytes) {
   const std::size_t size_class = pool_class(bytes);
@@ -97,12 +101,10 @@ void arm_block_pool_drain() noexcept;
 inline void pool_free(void* memory, std::size_t bytes) noexcept {
   const std::size_t size_class = pool_class(bytes);
   BlockPool& pool = tls_block_pool;
-  if (size_class >= kPoolClasses || pool.retired) {
+  if (size_class >= kPoolClasses || (pool.state != PoolState::armed && !arm_block_pool())) [[unlikely]] {
     ::operator delete(memory);
     return;
   }
-  if (!pool.drain_registered) [[unlikely]]
-    arm_block_pool_drain();
   auto* block = static_cast<BlockPool::FreeBlock*>(memory);
   block->next = pool.heads[size_class];
   pool.heads[size_class] = block;
