@@ -17,6 +17,9 @@ install(TARGETS knhk_concurrency
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
+# Generated at configure time (the top-level CMakeLists.txt), next to the headers that include it.
+install(FILES ${KNHK_GENERATED_INCLUDE_DIR}/knhk/concurrency/detail/build_config.hpp
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/knhk/concurrency/detail)
 
 # The telemetry registry the library's metric and span names are declared in (docs/TELEMETRY.md).
 install(FILES ${PROJECT_SOURCE_DIR}/registry/concurrency.yaml

@@ -24,19 +24,29 @@
 // Lifetime: a thread's lists are freed when the thread exits (blocks freed after that go to the
 // heap); the depot lives as long as the process.
 //
-// AddressSanitizer: a block in a list or in the depot is poisoned past its link word, so a use
-// after free of a pooled object is still reported. The link stays readable: LeakSanitizer follows
-// no pointer stored in poisoned memory, and would report every block of a chain but the first.
+// AddressSanitizer: in a library built with it (KNHK_SANITIZE=address), a block in a list or in the
+// depot is poisoned past its link word, so a use after free of a pooled object is still reported.
+// The link stays readable: LeakSanitizer follows no pointer stored in poisoned memory, and would
+// report every block of a chain but the first. Whether blocks are poisoned is fixed when the
+// library is configured (KNHK_POOL_POISONING, detail/build_config.hpp), never by the flags of the
+// code that includes this header: the inline functions below run in the user's code and in the
+// library's on the same blocks, and an application built with -fsanitize=address against an
+// uninstrumented library would poison blocks that the library hands out again without unpoisoning.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "knhk/concurrency/detail/build_config.hpp"
+
+#if KNHK_POOL_POISONING
+// The interface functions, not the ASAN_*_MEMORY_REGION macros: those expand to nothing in a
+// translation unit compiled without -fsanitize=address. The program is linked with ASan anyway, as
+// the library's own objects need it.
 #include <sanitizer/asan_interface.h>
-#define KNHK_POOL_POISON(address, size) ASAN_POISON_MEMORY_REGION(address, size)
-#define KNHK_POOL_UNPOISON(address, size) ASAN_UNPOISON_MEMORY_REGION(address, size)
+#define KNHK_POOL_POISON(address, size) __asan_poison_memory_region(address, size)
+#define KNHK_POOL_UNPOISON(address, size) __asan_unpoison_memory_region(address, size)
 #else
 #define KNHK_POOL_POISON(address, size) ((void)(address), (void)(size))
 #define KNHK_POOL_UNPOISON(address, size) ((void)(address), (void)(size))
