@@ -26,8 +26,10 @@
 //         so either the spawner's read sees it registered or its re-check sees the task. The
 //         searching-worker half of 3 then only serves parallelism (a searcher that misses the
 //         task still parks through this check, and the spawner runs its own queue anyway).
-//  4. While any worker is parked, the queues are re-checked at least every `park_timeout`, which
-//     bounds the cost of any wake-up this reasoning missed. One sleeper, the watcher, does the
+//  4. With a positive `park_timeout` (the default 0 turns all of this off: no timed wake-up, as
+//     in tokio and oneTBB, which rests on 3 alone), while any worker is parked, the queues are
+//     re-checked at least every `park_timeout`, which bounds the cost of any wake-up this
+//     reasoning missed. One sleeper, the watcher, does the
 //     checking for all; the others sleep until woken. A timed wake-up costs 40-80 us of CPU on
 //     this VM (W8), so an idle executor pays for one per park_timeout, not one per worker. The
 //     watcher is appointed under `sleepers_mutex_` when a worker parks and there is none, and a
@@ -90,6 +92,7 @@
 #include "process_barrier.hpp"
 #include "span_report.hpp"
 #include "telemetry_names.hpp"
+#include "timer_service.hpp"
 
 namespace knhk::concurrency::detail {
 namespace {
@@ -242,6 +245,9 @@ class ExecutorState {
  public:
   ExecutorState(WorkStealingExecutor* owner, WorkerConfig config) : owner_(owner), config_(std::move(config)) {
     if (config_.worker_count == 0) throw std::invalid_argument("knhk: WorkerConfig::worker_count must be at least 1");
+    if (config_.park_timeout < std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("knhk: WorkerConfig::park_timeout must not be negative (0 means no timed wake-up)");
+    }
     if (config_.max_steal_attempts == 0) config_.max_steal_attempts = 1;
     workers_.reserve(config_.worker_count);
     sleepers_.reserve(config_.worker_count);  // park() never allocates
@@ -384,12 +390,33 @@ class ExecutorState {
   [[nodiscard]] bool cancelled() const noexcept { return token_.is_cancelled(); }
   [[nodiscard]] const CancelToken& token() const noexcept { return token_; }
 
+  // The outcome counters are exact at the moment a user can observe the task's end: each is
+  // bumped before the end is published (a join state's release, a nursery's CAS, the handler
+  // call), so whoever acquires that end reads the bump. A worker of ours bumps its own counter
+  // (plain store); any other thread (the timer thread, a canceller, another executor's worker)
+  // the shared one. relaxed: ordered by that publication, not by the counter.
+  void note_completed() noexcept {
+    if (on_own_worker()) {
+      WorkerCounters::bump(tls_worker->counters.completed);
+    } else {
+      ended_elsewhere_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   void note_cancelled() noexcept {
-    if (Worker* w = tls_worker) WorkerCounters::bump(w->counters.cancelled);
+    if (on_own_worker()) {
+      WorkerCounters::bump(tls_worker->counters.cancelled);
+    } else {
+      cancelled_elsewhere_.fetch_add(1, std::memory_order_relaxed);  // relaxed: as note_completed()
+    }
   }
 
   void note_failed() noexcept {
-    if (on_own_worker()) WorkerCounters::bump(tls_worker->counters.failed);
+    if (on_own_worker()) {
+      WorkerCounters::bump(tls_worker->counters.failed);
+    } else {
+      failed_elsewhere_.fetch_add(1, std::memory_order_relaxed);  // relaxed: as note_completed()
+    }
   }
 
   void report_unhandled(std::exception_ptr error) noexcept {
@@ -487,6 +514,26 @@ class ExecutorState {
       throw std::logic_error(
           "knhk: shutdown() called from one of the executor's own workers (it would wait for itself)");
     }
+    if (tls_timer_thread) {
+      throw std::logic_error(
+          "knhk: shutdown() on the library's timer thread would wait for sleepers only that thread wakes; "
+          "call it from another thread (or let the destructor, which hands the timers over, do it)");
+    }
+    drain_and_join();
+  }
+
+  // The destructor's shutdown (API.md): cancel the root token first, so that tasks which have not
+  // started never run and sleeping ones end at their wait, then the graceful drain. On the timer
+  // thread the wheel is handed to a new thread first (timer_service.hpp, Protocol 4), so the
+  // tasks waited for still get their timers.
+  void cancel_and_join() noexcept {
+    token_.cancel();
+    TimerService::hand_off();
+    drain_and_join();
+  }
+
+ private:
+  void drain_and_join() noexcept {
     std::lock_guard lock(shutdown_mutex_);
     if (joined_) return;  // Shutdown protocol step 5
     const std::int64_t trace_start = telemetry_ ? trace_begin() : 0;
@@ -504,11 +551,14 @@ class ExecutorState {
     }
   }
 
+ public:
   ExecutorMetrics metrics() const {
     ExecutorMetrics m;
     // relaxed: counters are independent snapshot values (see WorkerCounters).
     m.tasks_spawned = outside_spawned_.load(std::memory_order_relaxed);
     m.tasks_completed = ended_elsewhere_.load(std::memory_order_relaxed);
+    m.tasks_failed = failed_elsewhere_.load(std::memory_order_relaxed);
+    m.tasks_cancelled = cancelled_elsewhere_.load(std::memory_order_relaxed);
     std::int64_t busy = 0;
     const std::int64_t now = now_ns();
     for (const auto& w : workers_) {
@@ -648,8 +698,7 @@ class ExecutorState {
     if (on_own_worker()) {
       task_ended(*tls_worker);
     } else {
-      const ExternalCall call(*this);                            // Shutdown protocol 6
-      ended_elsewhere_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a metric
+      const ExternalCall call(*this);  // Shutdown protocol 6
       finish_one();
     }
   }
@@ -707,6 +756,8 @@ class ExecutorState {
       record->~ResumeRecord();
       pool_free(record, sizeof(ResumeRecord));
       resume_inline(handle);
+      // A schedule() hop is a task of its own, ended once the coroutine suspends or finishes here.
+      if (counted) WorkerCounters::bump(tls_worker->counters.completed);
       return counted;
     }
     std::coroutine_handle<> handle;
@@ -714,8 +765,8 @@ class ExecutorState {
     bool counted;
   };
 
+  // Shutdown's count only: tasks_completed was bumped before the task's end was published.
   void task_ended(Worker& self) noexcept {
-    WorkerCounters::bump(self.counters.completed);
     // Shutdown protocol 3a: completions are subtracted in batches, so the other workers do not
     // bounce `outstanding_`'s cache line once per task. relaxed: a hint; flush() orders.
     if (++self.unflushed_completions >= kCompletionBatch || refusing_.load(std::memory_order_relaxed)) {
@@ -898,6 +949,9 @@ class ExecutorState {
     self.woken = false;
   }
 
+  // Whether parked workers re-check the queues on a timer at all (park_timeout > 0, Idle protocol 4).
+  [[nodiscard]] bool timed_watch() const noexcept { return config_.park_timeout.count() > 0; }
+
   // Makes `sleeper` the watcher (Idle protocol 4) and wakes it to start its timed waits.
   // Lock order: sleepers_mutex_ (held by the caller), then the sleeper's park_mutex.
   void appoint_watcher(Worker& sleeper) noexcept {
@@ -913,7 +967,7 @@ class ExecutorState {
     {
       std::lock_guard lock(sleepers_mutex_);
       sleepers_.push_back(&self);
-      if (watcher_ == nullptr) appoint_watcher(self);
+      if (watcher_ == nullptr && timed_watch()) appoint_watcher(self);
     }
     sleeping_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: read by notify_work() (Idle protocol 3)
     if (asymmetric_) process_barrier_heavy();           // pairs with notify_work_local()'s unfenced load
@@ -956,7 +1010,7 @@ class ExecutorState {
           self.watching = false;
         }
         watcher_ = nullptr;
-        if (!sleepers_.empty()) appoint_watcher(*sleepers_.front());  // the longest sleeper
+        if (!sleepers_.empty()) appoint_watcher(*sleepers_.front());  // the longest sleeper (timed_watch())
       }
     }
     sleeping_.fetch_sub(1, std::memory_order_seq_cst);
@@ -1017,8 +1071,10 @@ class ExecutorState {
   std::atomic<bool> refusing_{false};                      // shutdown has begun
   std::atomic<bool> stopping_{false};                      // workers exit when idle
   std::atomic<std::uint64_t> outside_spawned_{0};
-  std::atomic<std::uint64_t> ended_elsewhere_{0};  // coroutine tasks whose last step ran off our workers
-  std::atomic<std::uint32_t> external_calls_{0};   // Shutdown protocol 6
+  std::atomic<std::uint64_t> ended_elsewhere_{0};      // tasks whose last step ran off our workers
+  std::atomic<std::uint64_t> failed_elsewhere_{0};     // failures counted off our workers
+  std::atomic<std::uint64_t> cancelled_elsewhere_{0};  // discarded unrun off our workers
+  std::atomic<std::uint32_t> external_calls_{0};       // Shutdown protocol 6
 
   alignas(64) std::atomic<std::size_t> searching_{0};  // Idle protocol 1
   std::atomic<std::size_t> sleeping_{0};               // registered sleepers (mirrors sleepers_.size())
@@ -1042,6 +1098,7 @@ void report_unhandled(ExecutorState* executor, std::exception_ptr error) noexcep
   executor->report_unhandled(std::move(error));
 }
 void note_task_failed(ExecutorState* executor) noexcept { executor->note_failed(); }
+void note_completed(ExecutorState* executor) noexcept { executor->note_completed(); }
 void hand_to_handler(ExecutorState* executor, std::exception_ptr error, const char* what) noexcept {
   executor->hand_to_handler(std::move(error), what);
 }
@@ -1109,7 +1166,7 @@ WorkStealingExecutor::~WorkStealingExecutor() {
     std::fputs("knhk: a WorkStealingExecutor was destroyed by one of its own workers\n", stderr);
     std::terminate();
   }
-  state_->shutdown();
+  state_->cancel_and_join();
 }
 
 void WorkStealingExecutor::shutdown() { state_->shutdown(); }

@@ -18,6 +18,15 @@
 //  3. The service is never destroyed (a deliberately leaked singleton, still reachable for leak
 //     checkers): a static executor destroyed at exit may have sleeping tasks left to wake, and any
 //     destructor may still call cancel_after(), so the thread must outlive all of them.
+//  4. Hand-off. User code runs on the timer thread inside `fire` (a sleep awaited off any
+//     executor continues there; a cancel_after deadline runs the token's callbacks there). When
+//     that code must block in a destructor (~WorkStealingExecutor, ~Nursery) until tasks end,
+//     those tasks may wait for timers only this thread would fire. So before blocking it calls
+//     hand_off(): under the mutex a new thread becomes the driver, inheriting the entries of the
+//     batch this thread had not fired yet, and this thread is retired: it finishes the user's code
+//     and then exits instead of going back to the wheel. Exactly one thread drives the wheel at a
+//     time; the batch in hand is touched only by its driver (the retiring thread reads it on its
+//     own stack, inside fire, before handing it on).
 #pragma once
 
 #include <chrono>
@@ -53,6 +62,12 @@ class TimerService {
   /// Entries linked right now.
   [[nodiscard]] std::size_t pending() const noexcept;
 
+  /// Protocol 4: called by code about to block that may be running on the timer thread. On the
+  /// thread that drives the wheel, starts a new driver and retires this thread from the wheel (it
+  /// is then an ordinary thread, and may block); elsewhere does nothing. If no thread can be
+  /// started, this thread stays the driver (and its block may then wait for timers it would fire).
+  static void hand_off() noexcept;
+
   TimerService(const TimerService&) = delete;
   TimerService& operator=(const TimerService&) = delete;
 
@@ -62,14 +77,16 @@ class TimerService {
 
   [[nodiscard]] std::uint64_t tick_at_or_after(Clock::time_point t) const noexcept;
   [[nodiscard]] std::uint64_t tick_now() const noexcept;
-  void run() noexcept;
+  void run(TimerEntry* inherited) noexcept;
+  void fire_batch(TimerEntry* due) noexcept;  // stops early if a fire retired this thread
+  void start_driver(TimerEntry* inherited);   // under mutex_
 
   const Clock::time_point epoch_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   TimerWheel wheel_;                              // guarded by mutex_
   std::uint64_t wake_tick_ = TimerWheel::kNever;  // guarded by mutex_ (Protocol 1)
-  std::thread thread_;                            // started by the first add()
+  bool started_ = false;                          // guarded by mutex_: the first add() starts a driver
 };
 
 }  // namespace knhk::concurrency::detail

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <stop_token>
 #include <thread>
 #include <utility>
@@ -379,4 +381,26 @@ TEST(CancelToken, AStopCallbackMayWaitForAThreadThatDropsTheLastToken) {
   });
   root.cancel();
   EXPECT_TRUE(dropped.load());
+}
+
+TEST(CancelToken, OnCancelWithANullFunctionPointerThrowsInvalidArgumentAtTheCall) {
+  const kc::CancelToken token;
+  void (*null_callback)() = nullptr;
+
+  EXPECT_THROW((void)token.on_cancel(null_callback), std::invalid_argument);
+  token.cancel();  // nothing was registered that could end the process here
+}
+
+TEST(CancelToken, OnCancelWithAnEmptyStdFunctionThrowsInvalidArgumentAtTheCall) {
+  const kc::CancelToken token;
+
+  EXPECT_THROW((void)token.on_cancel(std::function<void()>{}), std::invalid_argument);
+  token.cancel();
+}
+
+TEST(CancelToken, OnCancelWithANullCallbackOnACancelledTokenThrowsInsteadOfCallingIt) {
+  const kc::CancelToken token;
+  token.cancel();
+
+  EXPECT_THROW((void)token.on_cancel(std::function<void()>{}), std::invalid_argument);
 }

@@ -7,12 +7,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <latch>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "knhk/concurrency/sync_wait.hpp"
+#include "knhk/concurrency/time.hpp"
 
 namespace kc = knhk::concurrency;
 using namespace std::chrono_literals;
@@ -353,7 +358,8 @@ TEST(Executor, DroppingAHandleDetachesTheTask) {
         ran.store(true);
       });
     }
-  }  // the destructor shuts down, waiting for the detached task
+    ex.shutdown();  // graceful: waits for the detached task (the destructor would cancel it)
+  }
   EXPECT_TRUE(ran.load());
 }
 
@@ -364,4 +370,198 @@ TEST(Executor, MetricsReportUtilisationBetweenZeroAndOne) {
   const double utilisation = ex.metrics().cpu_utilization;
   EXPECT_GE(utilisation, 0.0);
   EXPECT_LE(utilisation, 1.0);
+}
+
+// --- Misuse is a typed error (API.md, Errors) ---
+
+TEST(JoinHandleMisuse, ASecondGetOfAFailedIntHandleThrowsLogicErrorInsteadOfCrashing) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([]() -> int { throw std::runtime_error("boom"); });
+  EXPECT_THROW(handle.get(), std::runtime_error);
+
+  EXPECT_THROW(handle.get(), std::logic_error);
+}
+
+TEST(JoinHandleMisuse, ASecondGetOfAStringHandleThrowsLogicErrorInsteadOfAMovedFromValue) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] { return std::string(100, 'x'); });
+  EXPECT_EQ(handle.get(), std::string(100, 'x'));
+
+  EXPECT_THROW(handle.get(), std::logic_error);
+}
+
+TEST(JoinHandleMisuse, ASecondGetOfAVoidHandleThrowsLogicErrorInsteadOfSucceedingAgain) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] {});
+  handle.get();
+
+  EXPECT_THROW(handle.get(), std::logic_error);
+}
+
+TEST(JoinHandleMisuse, ASecondGetOfAFailedVoidHandleThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] { throw std::runtime_error("boom"); });
+  EXPECT_THROW(handle.get(), std::runtime_error);
+
+  EXPECT_THROW(handle.get(), std::logic_error);
+}
+
+TEST(JoinHandleMisuse, GetOnAMovedFromHandleThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] { return 7; });
+  auto moved = std::move(handle);
+  EXPECT_EQ(moved.get(), 7);
+
+  EXPECT_THROW(handle.get(), std::logic_error);  // NOLINT(bugprone-use-after-move): the misuse under test
+}
+
+TEST(Executor, ANegativeParkTimeoutIsRejected) {
+  kc::WorkerConfig config;
+  config.worker_count = 1;
+  config.park_timeout = std::chrono::milliseconds(-1);
+
+  EXPECT_THROW(kc::WorkStealingExecutor{config}, std::invalid_argument);
+}
+
+namespace {
+// Context switches of this process's threads whose name starts with `prefix` (from /proc): an
+// idle worker that sleeps until woken makes none.
+std::uint64_t context_switches_of_threads_named(const std::string& prefix) {
+  std::uint64_t total = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::ifstream status(entry.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        total += std::stoull(line.substr(line.find(':') + 1));
+      }
+    }
+  }
+  return total;
+}
+}  // namespace
+
+TEST(Executor, ByDefaultAnIdleExecutorsParkedWorkersNeverWakeOnATimer) {
+  kc::WorkerConfig config;  // park_timeout defaults to 0: no timed wake-up
+  config.worker_count = 2;
+  config.thread_name = "idle-probe";
+  kc::WorkStealingExecutor ex(config);
+  ASSERT_TRUE(eventually([&] { return ex.metrics().workers_idle == 2; }));
+  std::this_thread::sleep_for(20ms);  // past any wake-up still in flight from the start
+  ASSERT_TRUE(eventually([&] { return ex.metrics().workers_idle == 2; }));
+  const std::uint64_t before = context_switches_of_threads_named("idle-probe");
+
+  std::this_thread::sleep_for(350ms);  // three wake-ups of a 100 ms safety net
+
+  EXPECT_EQ(context_switches_of_threads_named("idle-probe"), before);
+  EXPECT_EQ(ex.metrics().workers_idle, 2U);
+}
+
+TEST(Executor, SyncWaitOnAWorkerThrowsLogicErrorInsteadOfDeadlocking) {
+  kc::WorkStealingExecutor ex(1);
+  auto handle = ex.spawn_with_handle([] {
+    try {
+      kc::sync_wait([]() -> kc::Task<int> { co_return 1; }());
+    } catch (const std::logic_error&) {
+      return true;
+    }
+    return false;
+  });
+
+  EXPECT_TRUE(handle.get());
+}
+
+// --- Counters are exact once the end is observable ---
+
+TEST(ExecutorMetrics, TasksCompletedCountsATaskByTheTimeItsHandleReportsIt) {
+  kc::WorkStealingExecutor ex(2);
+  for (std::uint64_t i = 1; i <= 5000; ++i) {
+    auto handle = ex.spawn_with_handle([] { return 1; });
+    EXPECT_EQ(handle.get(), 1);
+
+    ASSERT_EQ(ex.metrics().tasks_completed, i);
+  }
+}
+
+TEST(ExecutorMetrics, TasksCompletedCountsACoroutineTaskByTheTimeItsHandleReportsIt) {
+  kc::WorkStealingExecutor ex(2);
+  for (std::uint64_t i = 1; i <= 2000; ++i) {
+    auto handle = ex.spawn_with_handle([]() -> kc::Task<int> { co_return 1; });
+    while (!handle.is_finished()) std::this_thread::yield();
+
+    ASSERT_EQ(ex.metrics().tasks_completed, i);
+    EXPECT_EQ(handle.get(), 1);
+  }
+}
+
+TEST(ExecutorMetrics, TasksFailedCountsADetachedFailureWhoseLastStepRanOnAnotherExecutor) {
+  kc::WorkStealingExecutor home(1);
+  kc::WorkStealingExecutor elsewhere(1);
+  std::atomic<int> handled{0};
+  home.set_unhandled_exception_handler([&](std::exception_ptr) { handled.fetch_add(1); });
+  for (int i = 0; i < 2; ++i) {
+    home.spawn([&elsewhere]() -> kc::Task<void> {
+      co_await elsewhere.schedule();  // the task's last step runs on another executor's worker
+      throw std::runtime_error("failed elsewhere");
+    });
+  }
+  home.shutdown();
+
+  EXPECT_EQ(handled.load(), 2);
+  EXPECT_EQ(home.metrics().tasks_failed, 2U);
+}
+
+// --- The destructor cancels, then joins (API.md) ---
+
+TEST(ExecutorDestructor, DestroyingTheExecutorEndsATaskSleepingForAnHour) {
+  std::atomic<bool> started{false};
+  std::atomic<bool> cancelled{false};
+  {
+    kc::WorkStealingExecutor ex(2);
+    ex.spawn([&]() -> kc::Task<void> {
+      started.store(true);
+      try {
+        co_await kc::sleep_for(1h);
+      } catch (const kc::Cancelled&) {
+        cancelled.store(true);
+        throw;
+      }
+    });
+    ASSERT_TRUE(eventually([&] { return started.load(); }));
+  }  // cancels the executor's token, then joins: returns long before the hour
+
+  EXPECT_TRUE(cancelled.load());
+}
+
+TEST(ExecutorDestructor, TasksQueuedWhenTheExecutorIsDestroyedNeverRun) {
+  std::atomic<bool> blocker_started{false};
+  std::atomic<int> ran{0};
+  {
+    kc::WorkStealingExecutor ex(1);
+    ex.spawn([&] {
+      blocker_started.store(true);
+      // Holds the only worker until the destructor has cancelled the executor's token.
+      while (!kc::current_token().is_cancelled()) std::this_thread::yield();
+    });
+    ASSERT_TRUE(eventually([&] { return blocker_started.load(); }));
+    for (int i = 0; i < 100; ++i) ex.spawn([&ran] { ran.fetch_add(1); });
+  }
+
+  EXPECT_EQ(ran.load(), 0);
+}
+
+TEST(ExecutorDestructor, ShutdownBeforeTheDestructorStillDrainsGracefully) {
+  std::atomic<int> ran{0};
+  {
+    kc::WorkStealingExecutor ex(1);
+    ex.spawn([] { std::this_thread::sleep_for(5ms); });
+    for (int i = 0; i < 100; ++i) ex.spawn([&ran] { ran.fetch_add(1); });
+    ex.shutdown();
+  }
+
+  EXPECT_EQ(ran.load(), 100);
 }

@@ -29,6 +29,7 @@
 #include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/detail/cancel_state.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
+#include "knhk/concurrency/detail/null_callable.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
 #include "knhk/concurrency/detail/trace.hpp"
 
@@ -94,6 +95,7 @@ class CancelToken {
   /// Runs `callback` once when the token is cancelled, on the cancelling thread; inline, before
   /// returning, if it already is. Destroying the returned registration deregisters it.
   /// The callback must not throw (if it does, the program terminates, as with std::stop_callback).
+  /// A null function pointer or an empty std::function throws std::invalid_argument.
   template <CancelCallbackFunction F>
   [[nodiscard]] CancelRegistration on_cancel(F&& callback) const;
 
@@ -267,6 +269,8 @@ inline bool CancelledAwaiter::await_suspend(std::coroutine_handle<> waiter) {
 template <CancelCallbackFunction F>
 CancelRegistration CancelToken::on_cancel(F&& callback) const {
   using Fn = std::decay_t<F>;
+  // At the call: a null callback stored now would end the process later, on whichever thread cancels.
+  detail::reject_null_callable(callback, "CancelToken::on_cancel: `callback`");
   if (state_ == nullptr) return {};  // a moved-from token is never cancelled
   if (is_cancelled()) {
     Fn fn(std::forward<F>(callback));

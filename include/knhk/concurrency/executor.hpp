@@ -27,6 +27,7 @@
 
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
+#include "knhk/concurrency/detail/null_callable.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
 #include "knhk/concurrency/detail/task_record.hpp"
 #include "knhk/concurrency/errors.hpp"
@@ -40,9 +41,11 @@ struct WorkerConfig {
   std::size_t worker_count = std::max<std::size_t>(1, std::thread::hardware_concurrency());
   /// Victims a worker tries in one search round before it considers parking.
   std::size_t max_steal_attempts = 16;
-  /// A parked worker is woken by new work at once; this bounds how long the parked workers sleep
-  /// between checks of the queues (a safety net). One parked worker checks for all of them.
-  std::chrono::milliseconds park_timeout{100};
+  /// A parked worker is woken by new work at once. 0 (the default, as in tokio and oneTBB): parked
+  /// workers sleep until work wakes them, with no timed wake-up at all. A positive value makes one
+  /// parked worker re-check the queues that often for all of them (a safety net that costs a timed
+  /// wake-up each time). Negative is rejected with std::invalid_argument.
+  std::chrono::milliseconds park_timeout{0};
   /// Sampled latency and depth histograms, and this executor's spans (docs/TELEMETRY.md).
   /// Counters are kept either way.
   bool enable_telemetry = true;
@@ -86,7 +89,10 @@ void note_task_failed(ExecutorState* executor) noexcept;
 // Hands `error` to the unhandled-exception handler (the default prints `what` and the message).
 void hand_to_handler(ExecutorState* executor, std::exception_ptr error, const char* what) noexcept;
 const CancelToken& executor_token(ExecutorState* executor) noexcept;
-void task_ended(ExecutorState* executor) noexcept;  // a coroutine task ended
+// Counts a task's end in tasks_completed. Called before its outcome can be observed (its join
+// state done, its nursery left), so a user who saw the end through the library reads exact counts.
+void note_completed(ExecutorState* executor) noexcept;
+void task_ended(ExecutorState* executor) noexcept;  // a coroutine task ended (shutdown's count)
 // After begin_spawn; the driver runs with `context` as its task context.
 void start_coroutine_task(ExecutorState* executor, std::coroutine_handle<> driver, TaskContext* context);
 void schedule_counted(ExecutorState* executor, std::coroutine_handle<> handle);  // schedule()
@@ -110,19 +116,14 @@ struct SpawnResult<Task<T>> {
   using type = T;
 };
 
-template <class F>
-struct IsStdFunction : std::false_type {};
-template <class S>
-struct IsStdFunction<std::function<S>> : std::true_type {};
-
 // Rejects work that could only fail: a null function pointer, an empty std::function, an empty
 // Task. Called by every spawn before anything is counted.
 template <class F>
 void check_work(const F& work) {
   if constexpr (IsTask<F>::value) {
     if (!work.valid()) throw std::invalid_argument("knhk: spawn: `work` is an empty Task");
-  } else if constexpr (std::is_pointer_v<F> || IsStdFunction<F>::value) {
-    if (!work) throw std::invalid_argument("knhk: spawn: `work` is a null callable");
+  } else {
+    reject_null_callable(work, "spawn: `work`");
   }
 }
 
@@ -216,8 +217,8 @@ TaskDriver drive(ExecutorState* executor, std::optional<F> work, Sink sink) {
   // the running task: its destructors see the task's context, and they happen before the outcome
   // is published. Parameters outlive the promise, so it cannot be left to the frame's end.
   work.reset();
-  sink.finish();
-  (void)executor;  // the task's end is reported by final_suspend, after the frame is freed
+  note_completed(executor);
+  sink.finish();  // shutdown() learns of the end from final_suspend, after the frame is freed
 }
 
 // Where a task's outcome goes, and the rules every task follows whatever its form: a task whose
@@ -225,6 +226,7 @@ TaskDriver drive(ExecutorState* executor, std::optional<F> work, Sink sink) {
 // detached task. Used by the coroutine driver above and by callable records (SinkCompletion).
 struct DetachedSink {
   ExecutorState* executor;
+  [[nodiscard]] ExecutorState* executor_state() const noexcept { return executor; }
   // The task's token: a child of the executor's, made only if the task asks for it.
   [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&executor_token(executor), true, executor}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return executor_cancelled(executor); }
@@ -245,6 +247,7 @@ struct DetachedSink {
 template <class T>
 struct HandleSink {
   JoinState<T>* state;
+  [[nodiscard]] ExecutorState* executor_state() const noexcept { return state->executor(); }
   // Its own token, which handle_task_parent() made a descendant of the executor's.
   [[nodiscard]] TaskTokenSource token_source() const noexcept { return {&state->token(), false, state->executor()}; }
   [[nodiscard]] bool cancelled_before_start() const noexcept { return state->token().is_cancelled(); }
@@ -314,6 +317,7 @@ struct SinkCompletion {
       }
       std::destroy_at(std::addressof(fn));
     }
+    note_completed(sink.executor_state());
     sink.finish();
   }
 };

@@ -14,9 +14,11 @@
 #include <coroutine>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
+#include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/resume.hpp"
 #include "knhk/concurrency/detail/task_result.hpp"
 #include "knhk/concurrency/task.hpp"
@@ -111,10 +113,18 @@ SyncWaitDriver await_and_store(Task<T>& task, TaskResult<T>& out) {
 }  // namespace detail
 
 /// Runs `task` to completion, blocking the calling thread; returns its value or rethrows.
-/// On the library's timer thread it throws std::logic_error (see detail/resume.hpp).
+/// On the library's timer thread, and on a worker of an executor, it throws std::logic_error:
+/// a task suspended there is resumed by a record queued on that very worker (or by a timer of
+/// that very thread), which would wait behind the blocked thread forever. On a worker, use
+/// `co_await task`, or WorkStealingExecutor::block_on (which helps instead of blocking).
 template <class T>
 T sync_wait(Task<T> task) {
   detail::refuse_blocking_on_timer_thread("sync_wait()");
+  if (detail::current_executor_state() != nullptr) {
+    throw std::logic_error(
+        "knhk: sync_wait() on a worker of an executor would deadlock (the task resumes on the worker it "
+        "blocks); co_await the task, or use WorkStealingExecutor::block_on");
+  }
   detail::TaskResult<T> result;
   detail::await_and_store(task, result).run_to_completion();
   return result.take();

@@ -3,6 +3,10 @@
 //
 // Not synchronised: the writer finishes before the reader starts, and whoever hands the
 // coroutine's completion to the reader provides the happens-before.
+//
+// Read once: take() moves the outcome out and leaves the result "taken", so a second read (a
+// second JoinHandle::get() or co_await) throws std::logic_error instead of rethrowing a null
+// exception_ptr (which crashes), handing out a moved-from value, or succeeding silently.
 #pragma once
 
 #include <exception>
@@ -18,6 +22,16 @@ namespace knhk::concurrency::detail {
   const std::exception_ptr error = std::move(stored);
   std::rethrow_exception(error);
 }
+
+[[noreturn]] inline void throw_read_twice() {
+  throw std::logic_error("knhk: a task's result was read twice (a second get() or co_await of one handle)");
+}
+[[noreturn]] inline void throw_read_early() {
+  throw std::logic_error("knhk: the task's result was read before it finished");
+}
+
+// The alternative a read leaves behind.
+struct TakenResult {};
 
 template <class T>
 class TaskResult {
@@ -43,17 +57,34 @@ class TaskResult {
   /// the reader's thread then holds the only reference, so the writer's side (a join state the
   /// worker frees later) never drops the last one behind the reader's back.
   T take() {
-    if (state_.index() == 2) rethrow_moved(std::get<2>(state_));
-    if (state_.index() != 1) throw std::logic_error("knhk: the task's result was read before it finished");
-    if constexpr (std::is_reference_v<T>) {
-      return static_cast<T>(*std::get<1>(state_));
-    } else {
-      return std::move(std::get<1>(state_));
+    switch (state_.index()) {
+      case 1: {
+        if constexpr (std::is_reference_v<T>) {
+          Stored pointer = std::get<1>(state_);
+          state_.template emplace<3>();
+          return static_cast<T>(*pointer);
+        } else {
+          // Moved into the return value before the slot is marked taken (guaranteed elision of
+          // the returned prvalue: nothing is left to destroy in the slot but a moved-from T).
+          Stored value(std::move(std::get<1>(state_)));
+          state_.template emplace<3>();
+          return value;
+        }
+      }
+      case 2: {
+        std::exception_ptr error = std::move(std::get<2>(state_));
+        state_.template emplace<3>();
+        std::rethrow_exception(error);
+      }
+      case 3:
+        throw_read_twice();
+      default:
+        throw_read_early();
     }
   }
 
  private:
-  std::variant<std::monostate, Stored, std::exception_ptr> state_;
+  std::variant<std::monostate, Stored, std::exception_ptr, TakenResult> state_;
 };
 
 template <>
@@ -69,13 +100,16 @@ class TaskResult<void> {
   [[nodiscard]] const std::exception_ptr* exception() const noexcept { return error_ ? &error_ : nullptr; }
 
   void take() {
+    if (taken_) throw_read_twice();
+    if (!done_) throw_read_early();
+    taken_ = true;
     if (error_) rethrow_moved(error_);
-    if (!done_) throw std::logic_error("knhk: the task's result was read before it finished");
   }
 
  private:
   std::exception_ptr error_;
   bool done_ = false;
+  bool taken_ = false;
 };
 
 }  // namespace knhk::concurrency::detail
