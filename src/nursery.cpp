@@ -33,6 +33,7 @@
 #include "knhk/concurrency/telemetry.hpp"
 #include "span_report.hpp"
 #include "telemetry_names.hpp"
+#include "timer_service.hpp"
 
 namespace knhk::concurrency {
 namespace detail {
@@ -90,8 +91,8 @@ DetachedCoroutine signal_when_idle(NurseryCore& core, JoinState<void>* join) {
 }  // namespace
 
 NurseryCore::NurseryCore(ExecutorState* executor, const CancelToken& parent, ExecutorState* lineage,
-                         NurseryPolicy policy)
-    : executor_(executor), lineage_(lineage), policy_(policy), token_(parent.child_token()) {}
+                         NurseryOptions options)
+    : executor_(executor), lineage_(lineage), policy_(options.policy), parent_(parent), token_(parent.child_token()) {}
 
 bool NurseryCore::idle() const noexcept {
   // acquire: pairs with the children's CAS (protocol 1), so a wait that finds no child sees their work.
@@ -234,13 +235,32 @@ bool NurseryCore::is_failure(const std::exception_ptr& error, const CancelToken&
   }
 }
 
-void NurseryCore::throw_failures() {
+void NurseryCore::throw_failures(const CancelToken* waiter) {
   std::vector<std::exception_ptr> failures;
   {
     const std::lock_guard lock(mutex_);
     failures.swap(failures_);
   }
   if (!failures.empty()) throw NurseryError(std::move(failures));
+  if (cancelled_from_outside(waiter)) throw Cancelled();
+}
+
+bool NurseryCore::cancelled_from_outside(const CancelToken* waiter) const noexcept {
+  // A waiter whose token is the nursery's own (a nursery_scope body waiting) sees only the
+  // nursery's cancellation through it, which is no cancellation from outside.
+  const bool waiter_cancelled = waiter != nullptr && !(*waiter == token_) && waiter->is_cancelled();
+  return parent_.is_cancelled() || executor_cancelled(executor_) || waiter_cancelled;
+}
+
+void NurseryCore::throw_with_body_failure(std::exception_ptr body_error) {
+  std::vector<std::exception_ptr> failures;
+  {
+    const std::lock_guard lock(mutex_);
+    failures.swap(failures_);
+  }
+  if (failures.empty()) std::rethrow_exception(body_error);
+  failures.insert(failures.begin(), std::move(body_error));
+  throw NurseryError(std::move(failures));
 }
 
 std::exception_ptr NurseryCore::take_first_failure() {
@@ -309,17 +329,25 @@ ExecutorState* lineage_of(WorkStealingExecutor& ex, const CancelToken& parent, b
 }  // namespace
 }  // namespace detail
 
-Nursery::Nursery(WorkStealingExecutor& ex, NurseryPolicy policy)
+Nursery::Nursery(WorkStealingExecutor& ex, NurseryPolicy policy) : Nursery(ex, NurseryOptions{policy}) {}
+
+Nursery::Nursery(WorkStealingExecutor& ex, NurseryOptions options)
     : ex_(ex),
       core_(detail::NurseryAccess::executor(ex), detail::default_parent(ex),
-            detail::lineage_of(ex, detail::default_parent(ex), true), policy) {}
+            detail::lineage_of(ex, detail::default_parent(ex), true), options) {}
 
 Nursery::Nursery(WorkStealingExecutor& ex, const CancelToken& parent, NurseryPolicy policy)
-    : ex_(ex), core_(detail::NurseryAccess::executor(ex), parent, detail::lineage_of(ex, parent, false), policy) {}
+    : Nursery(ex, parent, NurseryOptions{policy}) {}
+
+Nursery::Nursery(WorkStealingExecutor& ex, const CancelToken& parent, NurseryOptions options)
+    : ex_(ex), core_(detail::NurseryAccess::executor(ex), parent, detail::lineage_of(ex, parent, false), options) {}
 
 Nursery::~Nursery() {
   if (!core_.idle()) {
     cancel();
+    // On the timer thread, the children waited for below may sleep on timers only it would fire:
+    // the wheel goes to a new thread first (src/timer_service.hpp, Protocol 4).
+    detail::TimerService::hand_off();
     core_.join_blocking();
   }
   core_.settle();
@@ -327,9 +355,12 @@ Nursery::~Nursery() {
 
 Task<void> Nursery::wait_all() {
   const std::int64_t trace_start = detail::trace_begin();
+  // The awaiting task's token: its cancellation, forwarded to the nursery while waiting, is a
+  // cancellation from outside too. It belongs to the awaiting task's context, which outlives this.
+  const detail::TaskContext* const waiter = detail::current_task_context();
   co_await detail::NurseryWaitAwaiter(&core_, false);
   if (trace_start != 0) detail::trace_wait(core_, detail::names::kModeWaitAll, trace_start);
-  core_.throw_failures();
+  core_.throw_failures(waiter != nullptr ? &waiter->observed() : nullptr);
 }
 
 Task<void> Nursery::wait_any() {

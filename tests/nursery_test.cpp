@@ -451,8 +451,9 @@ TEST_P(NurseryTest, CancellingTheParentTokenCancelsTheNurseryAndItsChildren) {
   });
   while (!started.load()) std::this_thread::yield();
   parent.cancel();
-  kc::sync_wait(nursery.wait_all());
 
+  // Cancelled from outside: wait_all says the work did not all happen.
+  EXPECT_THROW(kc::sync_wait(nursery.wait_all()), kc::Cancelled);
   EXPECT_TRUE(nursery.token().is_cancelled());
   EXPECT_FALSE(went_on.load());
 }
@@ -614,7 +615,8 @@ TEST_P(NurseryTest, FastShutdownThroughTheExecutorTokenEndsSleepingChildren) {
   ex.token().cancel();
   ex.shutdown();
 
-  kc::sync_wait(nursery.wait_all());  // all ended, none of them a failure
+  // All ended, none of them a failure; the executor's cancellation came from outside the nursery.
+  EXPECT_THROW(kc::sync_wait(nursery.wait_all()), kc::Cancelled);
 }
 
 TEST_P(NurseryTest, NurseryScopeWaitsForEveryChild) {
@@ -754,8 +756,11 @@ TEST_P(NurseryTest, CancellingTheCurrentTokenOfTheTaskThatMadeANurseryCancelsIt)
     kc::Nursery inner(ex);  // made before this child ever asked for its token
     inner.spawn([]() -> kc::Task<void> { co_await kc::sleep_for(1h); });
     kc::current_token().cancel();
-    co_await inner.wait_all();
-    inner_cancelled.store(inner.token().is_cancelled());
+    try {
+      co_await inner.wait_all();  // its parent was cancelled: Cancelled, by wait_all's rules
+    } catch (const kc::Cancelled&) {
+      inner_cancelled.store(inner.token().is_cancelled());
+    }
   });
   kc::sync_wait(outer.wait_all());
 
@@ -800,4 +805,162 @@ TEST(NurseryStress, NurseriesDestroyedRightAfterTheirWaitNeverTouchFreedState) {
   EXPECT_EQ(static_cast<std::uint64_t>(runs.load()) + m.tasks_cancelled, m.tasks_spawned);
   EXPECT_GE(runs.load(), kRounds);  // at least the first child of each round ran
   EXPECT_EQ(m.tasks_failed, 0U);
+}
+
+// --- nursery_scope and wait_all as API.md says ---
+
+TEST_P(NurseryTest, NurseryScopesBodyRunsWithTheNurserysTokenAsItsCurrentToken) {
+  const bool same = ex.block_on([this]() -> kc::Task<bool> {
+    bool seen = false;
+    co_await kc::nursery_scope(ex, [&seen](kc::Nursery& n) -> kc::Task<void> {
+      seen = kc::current_token() == n.token();
+      co_await kc::sleep_for(1ms);  // and still after a suspension
+      seen = seen && kc::current_token() == n.token();
+    });
+    co_return seen;
+  }());
+
+  EXPECT_TRUE(same);
+}
+
+TEST_P(NurseryTest, ASleepInTheBodyEndsWhenAFailFastChildFailsAndTheChildsFailurePropagates) {
+  std::atomic<bool> body_went_on{false};
+
+  try {
+    ex.block_on(kc::nursery_scope(ex, [&](kc::Nursery& n) -> kc::Task<void> {
+      n.spawn([]() -> kc::Task<void> {
+        co_await kc::sleep_for(5ms);
+        throw std::runtime_error("child failed");
+      });
+      co_await kc::sleep_for(1h);  // on the nursery's token: ends with the fail-fast cancellation
+      body_went_on.store(true);
+    }));
+    ADD_FAILURE() << "nursery_scope did not throw";
+  } catch (const kc::NurseryError& error) {
+    EXPECT_EQ(messages_of(error), std::vector<std::string>{"child failed"});
+  }
+  EXPECT_FALSE(body_went_on.load());
+}
+
+TEST_P(NurseryTest, ANurseryOpenedInTheBodyIsCancelledWithTheOuterNursery) {
+  std::atomic<int> started{0};
+  std::atomic<int> cancelled{0};
+
+  EXPECT_THROW(ex.block_on(kc::nursery_scope(ex,
+                                             [&](kc::Nursery& outer) -> kc::Task<void> {
+                                               kc::Nursery inner(ex);  // its parent: the body's current_token()
+                                               inner.spawn(sleep_an_hour(&started, &cancelled, nullptr));
+                                               while (started.load() < 1) co_await kc::sleep_for(1ms);
+                                               outer.spawn([] { throw std::runtime_error("outer child"); });
+                                               co_await inner.wait_all();
+                                             })),
+               kc::NurseryError);
+
+  EXPECT_EQ(cancelled.load(), 1);
+}
+
+TEST_P(NurseryTest, WhenTheBodyAndAChildBothFailTheCallerGetsEveryFailureBodyFirst) {
+  try {
+    ex.block_on(
+        kc::nursery_scope(ex, kc::NurseryOptions{kc::NurseryPolicy::supervise}, [&](kc::Nursery& n) -> kc::Task<void> {
+          auto child = n.spawn_value([] { throw std::runtime_error("child failed"); });
+          try {
+            co_await child;  // the child has failed (and was counted) by now
+          } catch (const std::runtime_error&) {
+          }
+          throw std::logic_error("body failed");
+        }));
+    ADD_FAILURE() << "nursery_scope did not throw";
+  } catch (const kc::NurseryError& error) {
+    EXPECT_EQ(messages_of(error), (std::vector<std::string>{"body failed", "child failed"}));
+  }
+}
+
+TEST_P(NurseryTest, NurseryScopeWithSuperviseLeavesSiblingsRunning) {
+  std::atomic<bool> sibling_finished{false};
+
+  try {
+    ex.block_on(
+        kc::nursery_scope(ex, kc::NurseryOptions{kc::NurseryPolicy::supervise}, [&](kc::Nursery& n) -> kc::Task<void> {
+          n.spawn([] { throw std::runtime_error("child failed"); });
+          n.spawn([&]() -> kc::Task<void> {
+            co_await kc::sleep_for(20ms);  // cancelled under fail_fast
+            sibling_finished.store(true);
+          });
+          co_return;
+        }));
+    ADD_FAILURE() << "nursery_scope did not throw";
+  } catch (const kc::NurseryError& error) {
+    EXPECT_EQ(error.errors().size(), 1U);
+  }
+  EXPECT_TRUE(sibling_finished.load());
+}
+
+TEST_P(NurseryTest, NurseryScopeWithAnEmptyStdFunctionThrowsInvalidArgumentAtTheCall) {
+  const std::function<kc::Task<void>(kc::Nursery&)> empty;
+
+  EXPECT_THROW((void)kc::nursery_scope(ex, empty), std::invalid_argument);
+  EXPECT_THROW((void)kc::nursery_scope(ex, kc::NurseryOptions{}, empty), std::invalid_argument);
+}
+
+TEST_P(NurseryTest, ANurseryBuiltWithOptionsTakesTheirPolicy) {
+  std::atomic<bool> sibling_finished{false};
+  kc::Nursery nursery(ex, kc::NurseryOptions{kc::NurseryPolicy::supervise});
+  nursery.spawn([] { throw std::runtime_error("child failed"); });
+  nursery.spawn([&]() -> kc::Task<void> {
+    co_await kc::sleep_for(20ms);
+    sibling_finished.store(true);
+  });
+
+  EXPECT_THROW(kc::sync_wait(nursery.wait_all()), kc::NurseryError);
+  EXPECT_TRUE(sibling_finished.load());
+  EXPECT_FALSE(nursery.token().is_cancelled());
+}
+
+TEST_P(NurseryTest, WaitAllThrowsCancelledWhenTheNurseryWasCancelledFromOutside) {
+  const kc::CancelToken parent;
+  std::atomic<int> started{0};
+  kc::Nursery nursery(ex, parent);
+  nursery.spawn(sleep_an_hour(&started, nullptr, nullptr));
+  while (started.load() < 1) std::this_thread::yield();
+
+  parent.cancel();
+
+  EXPECT_THROW(kc::sync_wait(nursery.wait_all()), kc::Cancelled);
+}
+
+TEST_P(NurseryTest, WaitAllAfterTheNurserysOwnCancelReturnsNormally) {
+  std::atomic<int> started{0};
+  kc::Nursery nursery(ex);
+  nursery.spawn(sleep_an_hour(&started, nullptr, nullptr));
+  while (started.load() < 1) std::this_thread::yield();
+
+  nursery.cancel();
+
+  EXPECT_NO_THROW(kc::sync_wait(nursery.wait_all()));
+}
+
+TEST_P(NurseryTest, WaitAllInsideTheBodyAfterAFailFastFailureReportsTheFailureNotCancelled) {
+  try {
+    ex.block_on(kc::nursery_scope(ex, [](kc::Nursery& n) -> kc::Task<void> {
+      n.spawn([] { throw std::runtime_error("child failed"); });
+      co_await n.wait_all();  // the body's token is the nursery's own: its cancellation is no outside one
+    }));
+    ADD_FAILURE() << "nursery_scope did not throw";
+  } catch (const kc::NurseryError& error) {
+    EXPECT_EQ(messages_of(error), std::vector<std::string>{"child failed"});
+  }
+}
+
+TEST_P(NurseryTest, NurseryScopeCancelledFromOutsideThrowsCancelled) {
+  std::atomic<int> started{0};
+  auto handle = ex.spawn_with_handle(kc::nursery_scope(ex, [&](kc::Nursery& n) -> kc::Task<void> {
+    n.spawn(sleep_an_hour(&started, nullptr, nullptr));
+    co_return;
+  }));
+  while (started.load() < 1) std::this_thread::yield();
+
+  handle.abort();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
 }

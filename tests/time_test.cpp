@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -736,4 +738,181 @@ TEST(CurrentToken, AJoinableTaskSpawnedUnderRunUntilCancelledObeysTheExecutorTok
   ex.token().cancel();
 
   EXPECT_THROW(handle.get(), kc::Cancelled);
+}
+
+// --- The timer thread: blocking there must not stop the timers (API.md, Errors) ---
+
+namespace {
+
+// Runs `body` (a callable returning Task<bool>) in a coroutine that first moves onto the library's
+// timer thread (a sleep awaited off any executor continues there), on a thread of its own. Waits
+// at most `limit`: nullopt when it did not finish by then (it hung; the thread is left behind and
+// ends with the process), else what `body` returned (false too if the timer thread was not reached).
+template <class Body>
+std::optional<bool> run_on_timer_thread_within(Body body, std::chrono::seconds limit) {
+  struct Outcome {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    bool value = false;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  std::thread([outcome, body = std::move(body)]() mutable {
+    const long caller = kernel_thread_id();
+    const bool value = kc::sync_wait([&]() -> kc::Task<bool> {
+      for (int attempt = 0; attempt < 1000 && kernel_thread_id() == caller; ++attempt) {
+        co_await kc::sleep_for(1ms);
+      }
+      if (kernel_thread_id() == caller) co_return false;
+      co_return co_await body();
+    }());
+    const std::lock_guard lock(outcome->mutex);
+    outcome->done = true;
+    outcome->value = value;
+    outcome->done_cv.notify_one();
+  }).detach();
+  std::unique_lock lock(outcome->mutex);
+  if (!outcome->done_cv.wait_for(lock, limit, [&] { return outcome->done; })) return std::nullopt;
+  return outcome->value;
+}
+
+}  // namespace
+
+TEST(TimerThread, ShutdownOnTheTimerThreadThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  const std::optional<bool> refused = run_on_timer_thread_within(
+      [&ex]() -> kc::Task<bool> {
+        try {
+          ex.shutdown();
+        } catch (const std::logic_error&) {
+          co_return true;
+        }
+        co_return false;
+      },
+      60s);
+
+  ASSERT_TRUE(refused.has_value()) << "shutdown() on the timer thread hung";
+  EXPECT_TRUE(*refused);
+}
+
+TEST(TimerThread, DestroyingAnExecutorOnTheTimerThreadDoesNotHangOnATaskWaitingForATimer) {
+  const std::optional<bool> slept = run_on_timer_thread_within(
+      []() -> kc::Task<bool> {
+        auto ex = std::make_unique<kc::WorkStealingExecutor>(1);
+        auto slept_out = std::make_shared<std::atomic<bool>>(false);
+        auto started = std::make_shared<std::atomic<bool>>(false);
+        ex->spawn([slept_out, started]() -> kc::Task<void> {
+          started->store(true);
+          // A token the executor's cancellation does not reach: the destructor waits for this
+          // sleep, which needs a timer to fire while the timer thread is blocked in it.
+          co_await kc::sleep_for(20ms, kc::CancelToken{});
+          slept_out->store(true);
+        });
+        while (!started->load()) std::this_thread::yield();
+        ex.reset();
+        co_return slept_out->load();
+      },
+      60s);
+
+  ASSERT_TRUE(slept.has_value()) << "~WorkStealingExecutor on the timer thread hung";
+  EXPECT_TRUE(*slept);
+}
+
+TEST(TimerThread, DestroyingANurseryOnTheTimerThreadDoesNotHangOnAChildWaitingForATimer) {
+  kc::WorkStealingExecutor ex(1);
+  const std::optional<bool> slept = run_on_timer_thread_within(
+      [&ex]() -> kc::Task<bool> {
+        auto slept_out = std::make_shared<std::atomic<bool>>(false);
+        auto started = std::make_shared<std::atomic<bool>>(false);
+        {
+          kc::Nursery nursery(ex);
+          nursery.spawn([slept_out, started]() -> kc::Task<void> {
+            started->store(true);
+            co_await kc::sleep_for(20ms, kc::CancelToken{});  // not reached by the nursery's cancel
+            slept_out->store(true);
+          });
+          while (!started->load()) std::this_thread::yield();
+        }  // cancels and joins: waits for the sleep, whose timer must still fire
+        co_return slept_out->load();
+      },
+      60s);
+
+  ASSERT_TRUE(slept.has_value()) << "~Nursery on the timer thread hung";
+  EXPECT_TRUE(*slept);
+}
+
+TEST(TimerThread, TimersKeepFiringAfterTheTimerThreadHandedTheWheelOver) {
+  const std::optional<bool> handed_over = run_on_timer_thread_within(
+      []() -> kc::Task<bool> {
+        auto ex = std::make_unique<kc::WorkStealingExecutor>(1);
+        ex.reset();  // hands the wheel to a new timer thread, then joins
+        // Still on the retired thread, an ordinary thread now: a blocking wait is allowed, and
+        // the sleep it waits for is fired by the new timer thread.
+        kc::WorkStealingExecutor other(1);
+        other.block_on(kc::sleep_for(5ms));
+        co_return true;
+      },
+      60s);
+
+  ASSERT_TRUE(handed_over.has_value()) << "a timer did not fire after the hand-over";
+  EXPECT_TRUE(*handed_over);
+  EXPECT_NO_THROW(kc::sync_wait(kc::sleep_for(2ms)));
+}
+
+// --- run_until_cancelled nests as Trio's cancel scopes do ---
+
+TEST(RunUntilCancelled, AnEnclosingScopesCancellationPropagatesEvenWhenTheInnerTokenIsCancelledToo) {
+  kc::WorkStealingExecutor ex(2);
+  std::atomic<bool> started{false};
+  std::atomic<bool> went_on{false};
+  auto handle = ex.spawn_with_handle([&]() -> kc::Task<void> {
+    // Cancelled with the task (its child), in the same cancel() as the task's own token.
+    const kc::CancelToken inner = kc::current_token().child_token();
+    started.store(true);
+    (void)co_await kc::run_until_cancelled(inner, kc::sleep_for(1h));
+    went_on.store(true);  // must not run: the enclosing scope (the task) is cancelled
+  });
+  while (!started.load()) std::this_thread::yield();
+
+  handle.abort();
+
+  EXPECT_THROW(handle.get(), kc::Cancelled);
+  EXPECT_FALSE(went_on.load());
+}
+
+TEST(RunUntilCancelled, NestedScopesCancelledTogetherStopAtTheOuterOne) {
+  kc::WorkStealingExecutor ex(2);
+  const kc::CancelToken outer;
+  std::atomic<bool> started{false};
+  std::atomic<bool> inner_went_on{false};
+  auto handle = ex.spawn_with_handle([&]() -> kc::Task<bool> {
+    const bool finished = co_await kc::run_until_cancelled(outer, [&]() -> kc::Task<void> {
+      started.store(true);
+      (void)co_await kc::run_until_cancelled(outer.child_token(), kc::sleep_for(1h));
+      inner_went_on.store(true);  // must not run: the outer scope is cancelled too
+    }());
+    co_return finished;
+  });
+  while (!started.load()) std::this_thread::yield();
+
+  outer.cancel();
+
+  EXPECT_FALSE(handle.get());  // the outer scope absorbed its own cancellation
+  EXPECT_FALSE(inner_went_on.load());
+}
+
+TEST(RunUntilCancelled, AnInnerTokenAloneIsStillAbsorbed) {
+  kc::WorkStealingExecutor ex(2);
+  const kc::CancelToken inner;
+  std::atomic<bool> started{false};
+  auto handle = ex.spawn_with_handle([&]() -> kc::Task<bool> {
+    started.store(true);
+    const bool finished = co_await kc::run_until_cancelled(inner, kc::sleep_for(1h));
+    co_return !finished;  // went on after the scope
+  });
+  while (!started.load()) std::this_thread::yield();
+
+  inner.cancel();
+
+  EXPECT_TRUE(handle.get());
 }

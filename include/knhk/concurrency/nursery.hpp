@@ -42,8 +42,10 @@
 #include "knhk/concurrency/address_stable.hpp"
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
+#include "knhk/concurrency/detail/null_callable.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
 #include "knhk/concurrency/detail/trace.hpp"
+#include "knhk/concurrency/detail/with_context.hpp"
 #include "knhk/concurrency/errors.hpp"
 #include "knhk/concurrency/executor.hpp"
 #include "knhk/concurrency/join_handle.hpp"
@@ -54,6 +56,11 @@ namespace knhk::concurrency {
 /// fail_fast: the first failing child cancels the nursery, so its siblings stop at their next
 /// cancellation-aware wait. supervise: a failure does not touch the siblings.
 enum class NurseryPolicy { fail_fast, supervise };
+
+/// How a nursery treats its children. (A bound on how many run at once is to come.)
+struct NurseryOptions {
+  NurseryPolicy policy = NurseryPolicy::fail_fast;
+};
 
 class Nursery;
 
@@ -72,7 +79,7 @@ struct NurseryWaiter {
 class NurseryCore {
  public:
   // `lineage`: `executor` when `parent` is known to descend from its token, else null.
-  NurseryCore(ExecutorState* executor, const CancelToken& parent, ExecutorState* lineage, NurseryPolicy policy);
+  NurseryCore(ExecutorState* executor, const CancelToken& parent, ExecutorState* lineage, NurseryOptions options);
   NurseryCore(const NurseryCore&) = delete;
   NurseryCore& operator=(const NurseryCore&) = delete;
   ~NurseryCore() = default;
@@ -107,8 +114,18 @@ class NurseryCore {
   // caller goes on without suspending).
   bool add_waiter(NurseryWaiter* waiter);
 
-  // After wait_all's wait: throws NurseryError with every failure not reported yet.
-  void throw_failures();
+  // After wait_all's wait: throws NurseryError with every failure not reported yet; with none,
+  // Cancelled if the nursery was cancelled from outside (`waiter`: the awaiting task's token, or
+  // null), since then the work did not all happen. Its own cancel(), fail-fast and wait_any are
+  // no error.
+  void throw_failures(const CancelToken* waiter);
+  // Whether the nursery was cancelled from outside: its parent token or its executor's was (or,
+  // by the waiter's forwarding, `waiter`), not only its own token.
+  [[nodiscard]] bool cancelled_from_outside(const CancelToken* waiter) const noexcept;
+  // nursery_scope's end when its body failed with `body_error` and the children have been waited
+  // for: rethrows the body's exception as it is when no child failed, else NurseryError with the
+  // body's exception first, then every child failure not reported yet.
+  [[noreturn]] void throw_with_body_failure(std::exception_ptr body_error);
   // After wait_any's waits: the first ended child's failure, unless a wait reported it already.
   [[nodiscard]] std::exception_ptr take_first_failure();
   // Blocks (helping on a worker of the executor) until no child is left.
@@ -131,6 +148,7 @@ class NurseryCore {
   ExecutorState* const executor_;
   ExecutorState* const lineage_;
   const NurseryPolicy policy_;
+  CancelToken parent_;  // for cancelled_from_outside()
   CancelToken token_;
 
   std::mutex mutex_;  // guards the members below
@@ -168,6 +186,7 @@ static_assert(address_stable<NurseryWaitAwaiter>);
 struct NurserySink {
   NurseryCore* nursery;
   std::exception_ptr failure{};
+  [[nodiscard]] ExecutorState* executor_state() const noexcept { return nursery->executor(); }
 
   // The nursery's token is shared by its plain children: current_token() makes a child of it on
   // first request.
@@ -190,6 +209,7 @@ struct NurseryValueSink {
   NurseryCore* nursery;
   JoinState<T>* state;
   std::exception_ptr failure{};
+  [[nodiscard]] ExecutorState* executor_state() const noexcept { return nursery->executor(); }
 
   [[nodiscard]] TaskTokenSource token_source() const noexcept {
     return {&state->token(), false, nursery->lineage()};  // its own, a child of the nursery's
@@ -226,9 +246,11 @@ class Nursery {
   /// A nursery whose token is a child of current_token()'s (so a nursery made inside a nursery's
   /// child is cancelled with its parent); made outside any task, a child of the executor's token.
   explicit Nursery(WorkStealingExecutor& ex, NurseryPolicy policy = NurseryPolicy::fail_fast);
+  Nursery(WorkStealingExecutor& ex, NurseryOptions options);
   /// A nursery whose token is a child of `parent`. The executor's token still discards children
   /// that have not started.
   Nursery(WorkStealingExecutor& ex, const CancelToken& parent, NurseryPolicy policy = NurseryPolicy::fail_fast);
+  Nursery(WorkStealingExecutor& ex, const CancelToken& parent, NurseryOptions options);
   /// Cancels the children still running and waits until all have finished (helping on a worker of
   /// the executor); then reports failures no wait reported to the executor's handler.
   ~Nursery();
@@ -252,7 +274,10 @@ class Nursery {
   auto spawn_value(F&& work) -> JoinHandle<typename detail::SpawnResult<std::decay_t<F>>::type>;
 
   /// Completes when every child has finished, children spawned while waiting included. If any
-  /// failed, throws NurseryError with every failure not reported yet, oldest first.
+  /// failed, throws NurseryError with every failure not reported yet, oldest first. With no
+  /// failure, throws Cancelled when the nursery was cancelled from outside (its parent token, the
+  /// executor's token, or the task awaiting this wait was cancelled), so that the caller learns the
+  /// work did not all happen; its own cancel(), a fail-fast failure and wait_any() are no error.
   [[nodiscard]] Task<void> wait_all();
 
   /// Completes when some child has finished (at once when one has, or when there are none), then
@@ -331,25 +356,52 @@ auto Nursery::spawn_value(F&& work) -> JoinHandle<typename detail::SpawnResult<s
 template <class B>
 concept NurseryBody = std::invocable<B&, Nursery&> && std::same_as<std::invoke_result_t<B&, Nursery&>, Task<void>>;
 
-/// Opens a nursery (its token a child of current_token()'s), runs `body` with it, then waits for
-/// every child by wait_all()'s rules. If `body` throws, the nursery is cancelled, the children are
-/// waited for, and the body's exception propagates (children's failures then reach the executor's
-/// unhandled-exception handler). `body` (a lambda's captures included) lives until this completes.
-template <NurseryBody Body>
-[[nodiscard]] Task<void> nursery_scope(WorkStealingExecutor& ex, Body body) {
-  Nursery nursery(ex);
+namespace detail {
+
+template <class Body>
+Task<void> nursery_scope_impl(WorkStealingExecutor& ex, NurseryOptions options, Body body) {
+  Nursery nursery(ex, options);
+  NurseryCore& core = NurseryAccess::core(nursery);
+  // The body's current_token() is the nursery's token itself: a sleep or a nursery in the body
+  // ends with the nursery (a fail-fast failure of a child stops the body too).
+  TaskContext body_context(TaskTokenSource{&nursery.token(), false, core.lineage()});
   std::exception_ptr body_error;
   try {
-    co_await std::invoke(body, nursery);
+    Task<void> work = std::invoke(body, nursery);
+    co_await WithContextAwaiter<void>(&body_context, work);
   } catch (...) {
     body_error = std::current_exception();
   }
-  if (body_error) {
-    nursery.cancel();
-    co_await detail::join_children(detail::NurseryAccess::core(nursery));
-    std::rethrow_exception(body_error);
+  // A Cancelled that reached the body because the nursery was cancelled is no failure of the
+  // body: what the children did (or the outside cancellation) decides, by wait_all's rules.
+  if (!body_error || !NurseryCore::is_failure(body_error, nursery.token())) {
+    co_await nursery.wait_all();
+    co_return;
   }
-  co_await nursery.wait_all();
+  nursery.cancel();
+  co_await join_children(core);
+  core.throw_with_body_failure(std::move(body_error));
+}
+
+}  // namespace detail
+
+/// Opens a nursery (its token a child of current_token()'s; `options` as for a Nursery), runs
+/// `body` with it, with current_token() = the nursery's token, then waits for every child by
+/// wait_all()'s rules. If `body` throws, the nursery is cancelled and the children are waited
+/// for; then the body's exception propagates as it is when no child failed, else NurseryError
+/// with the body's exception first and the children's after it. A Cancelled that reached the body
+/// because the nursery itself was cancelled is not a failure of the body. `body` (a lambda's
+/// captures included) lives until this completes. A null function pointer or an empty
+/// std::function throws std::invalid_argument at the call.
+template <NurseryBody Body>
+[[nodiscard]] Task<void> nursery_scope(WorkStealingExecutor& ex, NurseryOptions options, Body body) {
+  detail::reject_null_callable(body, "nursery_scope: `body`");
+  return detail::nursery_scope_impl(ex, options, std::move(body));
+}
+
+template <NurseryBody Body>
+[[nodiscard]] Task<void> nursery_scope(WorkStealingExecutor& ex, Body body) {
+  return nursery_scope(ex, NurseryOptions{}, std::move(body));
 }
 
 }  // namespace knhk::concurrency

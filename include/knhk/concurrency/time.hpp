@@ -30,6 +30,7 @@
 #include "knhk/concurrency/cancel_token.hpp"
 #include "knhk/concurrency/detail/executor_hooks.hpp"
 #include "knhk/concurrency/detail/task_context.hpp"
+#include "knhk/concurrency/detail/with_context.hpp"
 #include "knhk/concurrency/errors.hpp"
 #include "knhk/concurrency/task.hpp"
 
@@ -110,78 +111,68 @@ namespace detail {
 template <class T>
 concept OptionalValue = !std::is_void_v<T> && !std::is_reference_v<T>;
 
-// Runs a Task with another task context (run_until_cancelled's), and restores the awaiter's own
-// when it resumes. The work starts by symmetric transfer, as with `co_await task`.
-template <class T>
-class [[nodiscard]] WithContextAwaiter {
- public:
-  WithContextAwaiter(TaskContext* context, Task<T>& work) noexcept
-      : context_(context), saved_(tls_task_context), inner_(std::move(work).operator co_await()) {}
-  WithContextAwaiter(const WithContextAwaiter&) = delete;
-  WithContextAwaiter& operator=(const WithContextAwaiter&) = delete;
-
-  [[nodiscard]] bool await_ready() const noexcept { return inner_.await_ready(); }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    tls_task_context = context_;  // the work runs (and records at its suspensions) this context
-    return inner_.await_suspend(awaiting);
-  }
-  T await_resume() {
-    tls_task_context = saved_;  // on whichever thread the work finished
-    return inner_.await_resume();
-  }
-
- private:
-  TaskContext* context_;
-  TaskContext* saved_;  // the awaiting task's context, put back by await_resume
-  typename Task<T>::Awaiter inner_;
-};
-
 // The token of run_until_cancelled's work: a child of the caller's token, also cancelled when the
 // enclosing task's token is (so cancelling the enclosing scope still stops the work).
 class LinkedToken {
  public:
   explicit LinkedToken(const CancelToken& token) : token_(token.child_token()) {
-    if (const TaskContext* outer = current_task_context(); outer != nullptr) {
-      link_ = outer->observed().on_cancel(CancelInner{&token_});
-    }
+    if (outer_ != nullptr) link_ = outer_->on_cancel(CancelInner{&token_});
   }
   LinkedToken(const LinkedToken&) = delete;
   LinkedToken& operator=(const LinkedToken&) = delete;
 
   TaskContext* context() noexcept { return &context_; }
 
+  /// Whether the enclosing task's token (the scope around this call) is cancelled: then a
+  /// Cancelled is not this call's to absorb, even if its own token is cancelled too.
+  [[nodiscard]] bool outer_cancelled() const noexcept { return outer_ != nullptr && outer_->is_cancelled(); }
+
  private:
   struct CancelInner {
     const CancelToken* inner;
     void operator()() const noexcept { inner->cancel(); }
   };
+  // The enclosing task's token (it outlives this call: it belongs to the awaiting task's context).
+  const CancelToken* outer_ = current_task_context() != nullptr ? &current_task_context()->observed() : nullptr;
   CancelToken token_;
   CancelRegistration link_;  // declared after token_: deregistered before token_ dies
   TaskContext context_{TaskTokenSource{&token_, false}};
 };
 
-static_assert(address_stable<WithContextAwaiter<int>> && address_stable<LinkedToken>);
+static_assert(address_stable<LinkedToken>);
+
+// Absorbs a Cancelled only when `token` was cancelled and the enclosing scope was not (Trio's
+// rule for nested cancel scopes): else the code after this call would run on in a cancelled scope.
+inline void rethrow_unless_absorbed(const CancelToken& token, const LinkedToken& linked) {
+  if (!token.is_cancelled() || linked.outer_cancelled()) throw;
+}
 
 template <class T>
 Task<std::optional<T>> run_until_cancelled_impl(CancelToken token, Task<T> work) {
-  if (token.is_cancelled()) co_return std::nullopt;  // never started: nothing to cancel
   LinkedToken linked(token);
+  if (token.is_cancelled()) {  // never started: nothing to cancel
+    if (linked.outer_cancelled()) throw Cancelled();
+    co_return std::nullopt;
+  }
   try {
     co_return co_await WithContextAwaiter<T>(linked.context(), work);
   } catch (const Cancelled&) {
-    if (!token.is_cancelled()) throw;  // cancelled from above, not by `token`: not ours to absorb
+    rethrow_unless_absorbed(token, linked);
   }
   co_return std::nullopt;
 }
 
 inline Task<bool> run_until_cancelled_void(CancelToken token, Task<void> work) {
-  if (token.is_cancelled()) co_return false;
   LinkedToken linked(token);
+  if (token.is_cancelled()) {
+    if (linked.outer_cancelled()) throw Cancelled();
+    co_return false;
+  }
   try {
     co_await WithContextAwaiter<void>(linked.context(), work);
     co_return true;
   } catch (const Cancelled&) {
-    if (!token.is_cancelled()) throw;
+    rethrow_unless_absorbed(token, linked);
   }
   co_return false;
 }
