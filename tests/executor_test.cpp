@@ -415,6 +415,39 @@ TEST(JoinHandleMisuse, GetOnAMovedFromHandleThrowsLogicError) {
   EXPECT_THROW(handle.get(), std::logic_error);  // NOLINT(bugprone-use-after-move): the misuse under test
 }
 
+TEST(JoinHandleMisuse, ASecondCoAwaitOfAHandleThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  auto outer = ex.spawn_with_handle([&ex]() -> kc::Task<bool> {
+    auto handle = ex.spawn_with_handle([] { return std::string(50, 'y'); });
+    const std::string first = co_await handle;
+    try {
+      (void)co_await handle;
+    } catch (const std::logic_error&) {
+      co_return first == std::string(50, 'y');
+    }
+    co_return false;
+  });
+
+  EXPECT_TRUE(outer.get());
+}
+
+TEST(JoinHandleMisuse, CoAwaitOnAMovedFromHandleThrowsLogicError) {
+  kc::WorkStealingExecutor ex(1);
+  auto outer = ex.spawn_with_handle([&ex]() -> kc::Task<bool> {
+    auto handle = ex.spawn_with_handle([] { return 3; });
+    auto moved = std::move(handle);
+    bool refused = false;
+    try {
+      (void)co_await handle;  // NOLINT(bugprone-use-after-move): the misuse under test
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+    co_return refused && co_await moved == 3;
+  });
+
+  EXPECT_TRUE(outer.get());
+}
+
 TEST(Executor, ANegativeParkTimeoutIsRejected) {
   kc::WorkerConfig config;
   config.worker_count = 1;
